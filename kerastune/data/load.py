@@ -1,0 +1,96 @@
+"""Load datasets from a hub id or local files, carve splits, check columns.
+
+Local input may be one csv/json/jsonl/parquet file (its rows become `train`)
+or a folder holding files named after their split (`train.csv`, `test.csv`,
+`validation.csv` ...), which is how `datasets` reads a folder.
+"""
+
+from pathlib import Path
+
+import datasets
+
+from kerastune.errors import KerastuneError
+
+FILE_TYPES = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+SPLIT_ALIASES = {"train": "train", "validation": "validation", "valid": "validation", "dev": "validation", "test": "test"}
+
+
+def load_splits(dataset: str, dataset_config: str = "") -> datasets.DatasetDict:
+    """A `DatasetDict` from a hub id, a local file or a local folder."""
+    datasets.disable_progress_bars()
+    path = Path(dataset).expanduser()
+    if path.is_file():
+        return _load_files({"train": [str(path)]}, _file_type(path))
+    if path.is_dir():
+        return _load_folder(path)
+    if path.suffix in FILE_TYPES or dataset.startswith((".", "/", "~")):
+        raise KerastuneError(f"dataset path does not exist: {dataset}")
+    try:
+        loaded = datasets.load_dataset(dataset, dataset_config or None)
+    except Exception as e:
+        raise KerastuneError(f"could not load dataset '{dataset}' from the Hugging Face Hub: {e}") from None
+    if not isinstance(loaded, datasets.DatasetDict):
+        loaded = datasets.DatasetDict({"train": loaded})
+    return loaded
+
+
+def _file_type(path: Path) -> str:
+    if path.suffix not in FILE_TYPES:
+        raise KerastuneError(f"unsupported dataset file type '{path.suffix}' ({path}); use csv, json, jsonl or parquet")
+    return FILE_TYPES[path.suffix]
+
+
+def _load_folder(path: Path) -> datasets.DatasetDict:
+    files, kinds = {}, set()
+    for file in sorted(path.iterdir()):
+        split = SPLIT_ALIASES.get(file.stem.split("-")[0].split(".")[0])
+        if split and file.suffix in FILE_TYPES:
+            files.setdefault(split, []).append(str(file))
+            kinds.add(FILE_TYPES[file.suffix])
+    if "train" not in files:
+        raise KerastuneError(f"dataset folder {path} has no train.csv/json/jsonl/parquet file")
+    if len(kinds) > 1:
+        raise KerastuneError(f"dataset folder {path} mixes file types: {sorted(kinds)}")
+    return _load_files(files, kinds.pop())
+
+
+def _load_files(files: dict, kind: str) -> datasets.DatasetDict:
+    try:
+        return datasets.load_dataset(kind, data_files=files)
+    except Exception as e:
+        raise KerastuneError(f"could not read dataset files {sum(files.values(), [])}: {e}") from None
+
+
+def require_columns(split: datasets.Dataset, columns, split_name: str):
+    missing = [c for c in columns if c not in split.column_names]
+    if missing:
+        raise KerastuneError(
+            f"dataset split '{split_name}' has no column {', '.join(repr(c) for c in missing)}; "
+            f"its columns are: {', '.join(split.column_names)}"
+        )
+
+
+def add_validation_split(splits: datasets.DatasetDict, size: int, seed: int) -> datasets.DatasetDict:
+    """Carve `size` rows off train as validation when there is no validation split."""
+    if "validation" in splits or size <= 0:
+        return splits
+    train = splits["train"]
+    if len(train) < 2:
+        raise KerastuneError(f"train split has {len(train)} rows: too few to carve a validation split")
+    size = min(size, len(train) // 5) if size >= len(train) else size
+    parts = train.train_test_split(test_size=size, shuffle=True, seed=seed)
+    splits = datasets.DatasetDict(dict(splits))
+    splits["train"], splits["validation"] = parts["train"], parts["test"]
+    return splits
+
+
+def limit_rows(split: datasets.Dataset, max_rows: int) -> datasets.Dataset:
+    """The first `max_rows` rows (0 means all)."""
+    if max_rows and len(split) > max_rows:
+        return split.select(range(max_rows))
+    return split
+
+
+def require_rows(split: datasets.Dataset, split_name: str):
+    if len(split) == 0:
+        raise KerastuneError(f"dataset split '{split_name}' is empty")

@@ -1,0 +1,93 @@
+"""`prepare_tf_dataset`: text pairs -> batched, length-bucketed seq2seq tensors.
+
+Tokenization runs inside tf.data. Examples are shuffled (seeded, reshuffled
+every epoch), grouped into buckets of similar source length and each batch
+is padded to its own longest sequence, not to a global maximum like the
+seed's 400. `static_shapes=True` pads to the bucket boundary instead, so XLA
+and TPUs see a handful of fixed shapes.
+
+Each batch is `(x, y, sample_weight)` as keras-hub's `T5Seq2SeqLM` expects:
+x holds encoder ids/mask and decoder ids/mask (the target shifted right by
+the decoder start token, which for T5 is the pad id), y the target ids
+ending in `</s>`, and sample_weight is 1 on real target tokens and 0 on
+padding, so padding carries no loss.
+"""
+
+import tensorflow as tf
+
+DEFAULT_BOUNDARIES = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+
+
+def bucket_boundaries(max_length: int, boundaries=None) -> list[int]:
+    """Upper bucket edges (exclusive) up to and including `max_length + 1`."""
+    edges = [b for b in (boundaries or DEFAULT_BOUNDARIES) if b <= max_length]
+    return sorted(set(edges + [max_length + 1]))
+
+
+def _tokenize(tokenizer, texts, max_length, end_id):
+    """Ragged token ids, truncated to leave room for the end token, then the end token."""
+    ids = tokenizer(texts)
+    ids = ids[:, : max_length - 1]
+    ends = tf.fill([ids.nrows(), 1], tf.cast(end_id, ids.dtype))
+    return tf.concat([ids, tf.RaggedTensor.from_tensor(ends)], axis=1)
+
+
+def tokenize_pairs(sources, targets, tokenizer, max_source_length, max_target_length):
+    """An unbatched dataset of (source_ids, target_ids) int32 vectors."""
+    end_id = tokenizer.end_token_id
+    ds = tf.data.Dataset.from_tensor_slices((list(sources), list(targets)))
+
+    def tokenize(src, tgt):
+        src_ids = _tokenize(tokenizer, src, max_source_length, end_id)
+        tgt_ids = _tokenize(tokenizer, tgt, max_target_length, end_id)
+        return tf.cast(src_ids, tf.int32), tf.cast(tgt_ids, tf.int32)
+
+    return ds.batch(1024).map(tokenize, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+
+
+def to_model_inputs(src_ids, tgt_ids, pad_id=0):
+    """Padded id matrices -> keras-hub's (x, y, sample_weight)."""
+    src_mask = tf.cast(tf.not_equal(src_ids, pad_id), tf.int32)
+    tgt_mask = tf.cast(tf.not_equal(tgt_ids, pad_id), tf.int32)
+    start = tf.fill([tf.shape(tgt_ids)[0], 1], tf.constant(pad_id, tf.int32))
+    decoder_ids = tf.concat([start, tgt_ids[:, :-1]], axis=1)
+    x = {
+        "encoder_token_ids": src_ids,
+        "encoder_padding_mask": src_mask,
+        "decoder_token_ids": decoder_ids,
+        # The start token is the pad id but must be attended to: the decoder
+        # input at step t is real exactly when the label at step t is.
+        "decoder_padding_mask": tgt_mask,
+    }
+    return x, tgt_ids, tf.cast(tgt_mask, tf.float32)
+
+
+def prepare_tf_dataset(
+    sources,
+    targets,
+    tokenizer,
+    batch_size: int,
+    max_source_length: int = 512,
+    max_target_length: int = 128,
+    shuffle: bool = True,
+    seed: int = 0,
+    boundaries=None,
+    static_shapes: bool = False,
+):
+    """Batched, bucketed, prefetched seq2seq training data (see module docstring)."""
+    ds = tokenize_pairs(sources, targets, tokenizer, max_source_length, max_target_length)
+    if shuffle:
+        ds = ds.shuffle(len(sources), seed=seed, reshuffle_each_iteration=True)
+    edges = bucket_boundaries(max_source_length, boundaries)
+    padded_shapes = ([None], [max_target_length] if static_shapes else [None])
+    ds = ds.bucket_by_sequence_length(
+        element_length_func=lambda src, tgt: tf.shape(src)[0],
+        bucket_boundaries=edges,
+        bucket_batch_sizes=[batch_size] * (len(edges) + 1),
+        padded_shapes=padded_shapes,
+        padding_values=(0, 0),
+        pad_to_bucket_boundary=static_shapes,
+        drop_remainder=static_shapes,
+    )
+    ds = ds.map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)

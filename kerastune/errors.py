@@ -1,0 +1,10 @@
+"""User-facing errors.
+
+A `KerastuneError` is bad input the user can fix (a missing column, an unknown
+config key, a path that does not exist). The CLI prints its message on one
+line and exits non-zero, without a traceback.
+"""
+
+
+class KerastuneError(Exception):
+    """A problem with the user's input, explained in one line."""

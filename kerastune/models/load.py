@@ -1,0 +1,105 @@
+"""`load_model(id_or_path)`: one entry point for every place a model can come from.
+
+- `tiny-t5`: a small random model with a vocabulary trained on `texts`.
+- a local Hugging Face directory (`config.json` with `model_type`): T5 goes
+  through kerastune's converter, other architectures through keras-hub's.
+- a local Keras preset directory (`metadata.json`, e.g. a run's `model/`).
+- `hf://org/name` or `org/name`: downloaded with huggingface_hub, then as above.
+- a keras-hub preset name or `kaggle://` handle: passed to keras-hub.
+"""
+
+import json
+import re
+from pathlib import Path
+
+import keras_hub
+
+from kerastune.errors import KerastuneError
+from kerastune.models.hf_files import download, read_config
+from kerastune.models.t5.convert import load_t5
+from kerastune.models.t5.tiny import tiny_t5
+
+TINY_MODELS = {"tiny-t5": tiny_t5}
+
+# Task classes tried, in order, for Keras presets and keras-hub converters.
+TASK_CLASSES = ("Seq2SeqLM", "CausalLM", "MaskedLM", "TextClassifier")
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def load_model(id_or_path: str, texts=None, **kwargs):
+    """A keras-hub task with its preprocessor attached.
+
+    Args:
+        id_or_path: see the module docstring.
+        texts: training texts; only `tiny-*` models use them (vocabulary).
+        **kwargs: passed to the builder, e.g. `encoder_sequence_length`.
+    """
+    name = str(id_or_path)
+    if name.startswith("tiny-"):
+        if name not in TINY_MODELS:
+            raise KerastuneError(f"unknown tiny model '{name}'; available: {', '.join(TINY_MODELS)}")
+        return TINY_MODELS[name](texts=texts, **kwargs)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return _load_directory(path, **kwargs)
+    if name.startswith("hf://"):
+        return _load_directory(download(name[len("hf://") :]), **kwargs)
+    if name.startswith("kaggle://") or (not _HUB_ID.match(name) and "/" not in name and name in _keras_hub_presets()):
+        return _load_keras_preset(name)
+    if _HUB_ID.match(name) and not name.startswith((".", "/", "~")):
+        return _load_directory(download(name), **kwargs)
+    raise KerastuneError(
+        f"model not found: '{name}' is not a local directory, a tiny-* model, "
+        "a keras-hub preset, or a Hugging Face hub id (org/name)"
+    )
+
+
+def _keras_hub_presets() -> set:
+    presets = set()
+    for cls_name in TASK_CLASSES:
+        presets.update(getattr(keras_hub.models, cls_name).presets.keys())
+    return presets
+
+
+def _load_directory(path: Path, **kwargs):
+    if (path / "metadata.json").is_file():  # Keras preset format
+        return _load_keras_preset(str(path))
+    config = read_config(path)
+    model_type = config.get("model_type")
+    if model_type in ("t5", "mt5"):
+        return load_t5(path, **kwargs)
+    if model_type is None:
+        raise KerastuneError(f"{path}/config.json has no model_type; is it a Hugging Face checkpoint?")
+    return _load_keras_preset(str(path))  # keras-hub's own HF converters (gpt2, distilbert, ...)
+
+
+def _load_keras_preset(handle: str):
+    errors = []
+    for cls_name in TASK_CLASSES:
+        try:
+            return getattr(keras_hub.models, cls_name).from_preset(handle)
+        except Exception as e:  # wrong task class for this backbone: try the next
+            errors.append(f"{cls_name}: {e}")
+    raise KerastuneError(f"could not load '{handle}' with keras-hub: {errors[-1]}")
+
+
+def model_kind(model) -> str:
+    """'seq2seq', 'causal_lm', 'masked_lm' or 'classifier'."""
+    for kind, cls_name in zip(("seq2seq", "causal_lm", "masked_lm", "classifier"), TASK_CLASSES):
+        if isinstance(model, getattr(keras_hub.models, cls_name)):
+            return kind
+    return "unknown"
+
+
+def describe(model) -> str:
+    backbone = model.backbone
+    return json.dumps(
+        {
+            "class": type(model).__name__,
+            "parameters": int(model.count_params()),
+            "layers": getattr(backbone, "num_layers", None),
+            "hidden_dim": getattr(backbone, "hidden_dim", None),
+            "vocabulary_size": getattr(backbone, "vocabulary_size", None),
+        }
+    )

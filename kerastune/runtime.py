@@ -1,0 +1,67 @@
+"""Backend, precision policy, seeds, and compiled functions that work on every backend."""
+
+import os
+import random
+
+import keras
+import numpy as np
+
+from kerastune.errors import KerastuneError
+
+
+def backend() -> str:
+    return keras.config.backend()
+
+
+def set_seed(seed: int):
+    """Seed Python, NumPy, TensorFlow and Keras so a run is reproducible."""
+    random.seed(seed)
+    np.random.seed(seed)
+    keras.utils.set_random_seed(seed)
+
+
+def set_precision(precision: str):
+    """Set Keras's global dtype policy. `mixed_float16` needs a GPU to pay off."""
+    if precision not in ("float32", "mixed_float16", "mixed_bfloat16"):
+        raise KerastuneError(f"unknown precision '{precision}'")
+    keras.mixed_precision.set_global_policy(precision)
+
+
+def quiet_tensorflow():
+    """TensorFlow's C++ start-up chatter hides the progress a user wants to see."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def compile_model_function(model, fn):
+    """Compile `fn(*args)`, which calls `model`'s layers, once per input shape.
+
+    TensorFlow: `tf.function(jit_compile=True)`, variables are read at run time.
+    JAX: `jax.jit` over a stateless call, with the model's current variable
+    values passed in as arguments, so later training is seen without
+    recompiling. Other backends run eagerly.
+    """
+    name = backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(fn, jit_compile=True, reduce_retracing=True)
+    if name == "jax":
+        import jax
+
+        @jax.jit
+        def stateless(state, *args):
+            trainable, non_trainable = state
+            mapping = list(zip(model.trainable_variables, trainable))
+            mapping += list(zip(model.non_trainable_variables, non_trainable))
+            with keras.StatelessScope(state_mapping=mapping):
+                return fn(*args)
+
+        def call(*args):
+            state = (
+                [v.value for v in model.trainable_variables],
+                [v.value for v in model.non_trainable_variables],
+            )
+            return stateless(state, *args)
+
+        return call
+    return fn
