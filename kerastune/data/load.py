@@ -72,8 +72,10 @@ def require_columns(split: datasets.Dataset, columns, split_name: str):
 
 def add_validation_split(splits: datasets.DatasetDict, size: int, seed: int) -> datasets.DatasetDict:
     """Carve `size` rows off train as validation when there is no validation split."""
-    if "validation" in splits or size <= 0:
+    if "validation" in splits:
         return splits
+    if size <= 0:
+        raise KerastuneError("the dataset has no validation split and validation_size is 0")
     train = splits["train"]
     if len(train) < 2:
         raise KerastuneError(f"train split has {len(train)} rows: too few to carve a validation split")

@@ -24,25 +24,24 @@ def bucket_boundaries(max_length: int, boundaries=None) -> list[int]:
     return sorted(set(edges + [max_length + 1]))
 
 
-def _tokenize(tokenizer, texts, max_length, end_id):
-    """Ragged token ids, truncated to leave room for the end token, then the end token."""
-    ids = tokenizer(texts)
-    ids = ids[:, : max_length - 1]
-    ends = tf.fill([ids.nrows(), 1], tf.cast(end_id, ids.dtype))
-    return tf.concat([ids, tf.RaggedTensor.from_tensor(ends)], axis=1)
+def _tokenize(tokenizer, text, max_length, end_id):
+    """Token ids of one string, truncated to leave room for the end token, then the end token."""
+    ids = tf.cast(tokenizer(text), tf.int32)[: max_length - 1]
+    return tf.concat([ids, tf.constant([end_id], tf.int32)], axis=0)
 
 
 def tokenize_pairs(sources, targets, tokenizer, max_source_length, max_target_length):
     """An unbatched dataset of (source_ids, target_ids) int32 vectors."""
-    end_id = tokenizer.end_token_id
+    end_id = int(tokenizer.end_token_id)
     ds = tf.data.Dataset.from_tensor_slices((list(sources), list(targets)))
 
     def tokenize(src, tgt):
-        src_ids = _tokenize(tokenizer, src, max_source_length, end_id)
-        tgt_ids = _tokenize(tokenizer, tgt, max_target_length, end_id)
-        return tf.cast(src_ids, tf.int32), tf.cast(tgt_ids, tf.int32)
+        return (
+            _tokenize(tokenizer, src, max_source_length, end_id),
+            _tokenize(tokenizer, tgt, max_target_length, end_id),
+        )
 
-    return ds.batch(1024).map(tokenize, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+    return ds.map(tokenize, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def to_model_inputs(src_ids, tgt_ids, pad_id=0):

@@ -27,19 +27,20 @@ TASK_CLASSES = ("Seq2SeqLM", "CausalLM", "MaskedLM", "TextClassifier")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-def load_model(id_or_path: str, texts=None, **kwargs):
+def load_model(id_or_path: str, texts=None, vocab_size=4000, **kwargs):
     """A keras-hub task with its preprocessor attached.
 
     Args:
         id_or_path: see the module docstring.
-        texts: training texts; only `tiny-*` models use them (vocabulary).
+        texts, vocab_size: only `tiny-*` models use them, to train a
+            vocabulary on the run's own texts.
         **kwargs: passed to the builder, e.g. `encoder_sequence_length`.
     """
     name = str(id_or_path)
     if name.startswith("tiny-"):
         if name not in TINY_MODELS:
             raise KerastuneError(f"unknown tiny model '{name}'; available: {', '.join(TINY_MODELS)}")
-        return TINY_MODELS[name](texts=texts, **kwargs)
+        return TINY_MODELS[name](texts=texts, vocab_size=vocab_size, **kwargs)
     path = Path(name).expanduser()
     if path.is_dir():
         return _load_directory(path, **kwargs)

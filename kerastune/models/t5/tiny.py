@@ -10,6 +10,7 @@ import keras_hub
 import sentencepiece as spm
 
 from kerastune.models.activations import gelu_new
+from kerastune.models.t5.init import initialize_like_transformers
 
 TINY_T5_CONFIG = dict(
     num_layers=2,
@@ -58,11 +59,13 @@ def train_sentencepiece(texts, vocab_size=4000) -> bytes:
     return model.getvalue()
 
 
-def tiny_t5(texts=None, vocab_size=4000, encoder_sequence_length=512, decoder_sequence_length=128):
+def tiny_t5(texts=None, vocab_size=4000, encoder_sequence_length=512, decoder_sequence_length=128, seed=0):
+    """A tiny T5Seq2SeqLM, initialised like transformers (identically on every backend)."""
     tokenizer = keras_hub.models.T5Tokenizer(proto=train_sentencepiece(texts or [], vocab_size))
     backbone = keras_hub.models.T5Backbone(
         vocabulary_size=tokenizer.vocabulary_size(), **TINY_T5_CONFIG
     )
+    initialize_like_transformers(backbone, seed)
     preprocessor = keras_hub.models.T5Seq2SeqLMPreprocessor(
         tokenizer=tokenizer,
         encoder_sequence_length=encoder_sequence_length,

@@ -1,0 +1,5 @@
+import sys
+
+from kerastune.cli import main
+
+sys.exit(main())

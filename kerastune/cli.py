@@ -1,0 +1,125 @@
+"""`kerastune run | generate | demo`.
+
+Bad input (a `KerastuneError`) prints one line, `error: ...`, and exits with
+status 2; `--debug` shows the traceback instead.
+"""
+
+import argparse
+import importlib.util
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from kerastune.errors import KerastuneError
+
+RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = ("instruction_tuning",)
+DEMO_DIR = RECIPES_DIR / "demo"
+
+
+def load_recipe(name: str):
+    """Import `recipes/NAME.py` (a recipe is a script, not a package module)."""
+    path = RECIPES_DIR / f"{name}.py"
+    if name not in RECIPES or not path.is_file():
+        raise KerastuneError(f"unknown recipe '{name}'; available: {', '.join(RECIPES)}")
+    spec = importlib.util.spec_from_file_location(f"kerastune_recipes.{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def resolve_config(recipe_or_toml: str, config_file=None, overrides=()):
+    """(recipe module, config) from a recipe name or a TOML file naming its recipe."""
+    from kerastune.config import build_config, read_toml
+
+    values = {}
+    if recipe_or_toml.endswith(".toml"):
+        values = read_toml(recipe_or_toml)
+        name = values.get("recipe")
+        if not name:
+            raise KerastuneError(f"{recipe_or_toml} does not say which recipe it configures (recipe = \"...\")")
+    else:
+        name = recipe_or_toml
+    recipe = load_recipe(name)
+    if config_file:
+        values.update(read_toml(config_file))
+    values.setdefault("recipe", name)
+    if values["recipe"] != name:
+        raise KerastuneError(f"config is for recipe '{values['recipe']}', not '{name}'")
+    return recipe, build_config(recipe.Config, values, overrides)
+
+
+def cmd_run(args):
+    recipe, config = resolve_config(args.recipe, args.config, args.set or [])
+    recipe.main(config)
+
+
+def cmd_demo(args):
+    """Every recipe's tiny offline configuration, one after the other."""
+    started = time.time()
+    results = {}
+    for name in args.recipes or RECIPES:
+        print(f"\n=== demo: {name} (tiny model, offline) ===")
+        overrides = [f"output_dir={Path(args.output_dir) / name}"] + (args.set or [])
+        recipe, config = resolve_config(str(DEMO_DIR / f"{name}.toml"), None, overrides)
+        results[name] = recipe.main(config)
+    print(f"\n=== demo finished in {time.time() - started:.0f} s ===")
+    for name, metrics in results.items():
+        shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
+        print(f"{name}: {shown}")
+
+
+def cmd_generate(args):
+    from kerastune.generation.cli import generate_from
+
+    for prompt, text in zip(args.text, generate_from(args.model, args.text, args)):
+        print(f"{prompt}\n-> {text}")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="kerastune", description="Fine-tuning recipes for Keras 3.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a recipe")
+    run.add_argument("recipe", help=f"one of {', '.join(RECIPES)}, or a TOML file with recipe = ...")
+    run.add_argument("--config", help="TOML file with settings")
+    run.add_argument("--set", nargs="+", metavar="KEY=VALUE", action="extend", help="override settings")
+    run.set_defaults(func=cmd_run)
+
+    gen = sub.add_parser("generate", help="generate text with a model or a run directory's model")
+    gen.add_argument("model", help="run directory, model directory, tiny-* name or hub id")
+    gen.add_argument("text", nargs="+")
+    gen.add_argument("--num-beams", type=int, default=None)
+    gen.add_argument("--max-new-tokens", type=int, default=None)
+    gen.add_argument("--batch-size", type=int, default=8)
+    gen.set_defaults(func=cmd_generate)
+
+    demo = sub.add_parser("demo", help="run every recipe offline on tiny models")
+    demo.add_argument("--output-dir", default="runs/demo")
+    demo.add_argument("--recipes", nargs="+", choices=RECIPES)
+    demo.add_argument("--set", nargs="+", metavar="KEY=VALUE", action="extend")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if not args.debug:
+        warnings.filterwarnings("ignore")
+    try:
+        args.func(args)
+    except KerastuneError as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Callbacks: generation-based evaluation each epoch, history files, plots."""
+
+import csv
+from pathlib import Path
+
+import keras
+
+
+class GenerationEvaluation(keras.callbacks.Callback):
+    """Generate for the evaluation prompts every epoch and score the outputs.
+
+    `score(predictions, references) -> dict` returns metrics, which are added
+    to the epoch's logs with `prefix` (so they reach history.csv, TensorBoard
+    and the plots like any Keras metric).
+    """
+
+    def __init__(self, generator, prompts, references, score, batch_size=32, prefix="val_"):
+        super().__init__()
+        self.generator = generator
+        self.prompts = list(prompts)
+        self.references = list(references)
+        self.score = score
+        self.batch_size = batch_size
+        self.prefix = prefix
+
+    def on_epoch_end(self, epoch, logs=None):
+        print(f"Generating {len(self.prompts)} evaluation outputs")
+        predictions = self.generator.generate(self.prompts, batch_size=self.batch_size, progress=True)
+        results = self.score(predictions, self.references)
+        for name, value in results.items():
+            if logs is not None:
+                logs[self.prefix + name] = value
+        print("  " + ", ".join(f"{self.prefix}{k}: {v:.4f}" for k, v in results.items()))
+
+
+def read_history(path) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def plot_history(history_csv, out_dir) -> list[Path]:
+    """One PNG per metric (train and `val_` curves together) from history.csv."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_history(history_csv)
+    if not rows:
+        return []
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+    names = sorted({k.removeprefix("val_") for k in rows[0] if k not in ("epoch", "learning_rate")})
+    written = []
+    for name in names:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for key, label in ((name, "train"), ("val_" + name, "validation")):
+            values = [float(r[key]) for r in rows if r.get(key) not in (None, "")]
+            if len(values) == len(epochs):
+                ax.plot(epochs, values, marker="o", label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.set_title(name)
+        ax.legend()
+        ax.grid(alpha=0.3)
+        path = out_dir / f"{name}.png"
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written

@@ -1,0 +1,80 @@
+"""`fit`: `model.fit` with the run-directory contract: resume, checkpoints, history, plots.
+
+Writes into `run_dir`: `checkpoints/epoch-NNN/` (newest `keep` kept),
+`history.csv`, `tensorboard/` and `plots/*.png`. If a checkpoint exists and
+`resume` is on, training continues from the epoch after it.
+"""
+
+import contextlib
+import csv
+from pathlib import Path
+
+import keras
+
+from kerastune.training.callbacks import plot_history, read_history
+from kerastune.training.checkpoints import RotatingCheckpoint, list_checkpoints, restore_checkpoint
+from kerastune.training.losses import token_loss, token_metrics
+
+
+@contextlib.contextmanager
+def without_preprocessor(model):
+    """Detach a keras-hub task's preprocessor: our tf.data pipeline already tokenized."""
+    preprocessor = model.preprocessor
+    model.preprocessor = None
+    try:
+        yield model
+    finally:
+        model.preprocessor = preprocessor
+
+
+def compile_for_training(model, optimizer):
+    model.compile(optimizer=optimizer, loss=token_loss(), weighted_metrics=token_metrics())
+
+
+def _truncate_history(path: Path, epochs_done: int):
+    """Drop rows of epochs that were not checkpointed (the run died after logging them)."""
+    rows = [r for r in read_history(path) if int(r["epoch"]) < epochs_done]
+    if not path.is_file():
+        return
+    with open(path) as f:
+        header = next(csv.reader(f), None)
+    with open(path, "w", newline="") as f:
+        if header:
+            writer = csv.DictWriter(f, fieldnames=header)
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def fit(model, train_ds, *, epochs, run_dir, optimizer, callbacks=(), resume=True, keep_checkpoints=3, verbose="auto"):
+    """Train with checkpoints and resume. Returns the history rows (list of dicts)."""
+    run_dir = Path(run_dir)
+    history_csv = run_dir / "history.csv"
+    checkpoint_dir = run_dir / "checkpoints"
+    with without_preprocessor(model):
+        compile_for_training(model, optimizer)
+        initial_epoch = 0
+        checkpoints = list_checkpoints(checkpoint_dir) if resume else []
+        if checkpoints:
+            state = restore_checkpoint(checkpoints[-1], model, optimizer)
+            initial_epoch = state["epoch"]
+            print(f"Resuming from {checkpoints[-1]} (epoch {initial_epoch} of {epochs} done)")
+            _truncate_history(history_csv, initial_epoch)
+        elif history_csv.is_file():
+            history_csv.unlink()
+        if initial_epoch < epochs:
+            model.fit(
+                train_ds,
+                epochs=epochs,
+                initial_epoch=initial_epoch,
+                verbose=verbose,
+                callbacks=[
+                    *callbacks,
+                    keras.callbacks.CSVLogger(str(history_csv), append=initial_epoch > 0),
+                    keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False),
+                    RotatingCheckpoint(checkpoint_dir, keep=keep_checkpoints),
+                ],
+            )
+        else:
+            print(f"All {epochs} epochs already done in {run_dir}")
+    plot_history(history_csv, run_dir / "plots")
+    return read_history(history_csv)
