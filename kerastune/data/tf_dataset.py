@@ -2,7 +2,8 @@
 
 Tokenization runs inside tf.data. Examples are shuffled (seeded, reshuffled
 every epoch), grouped into buckets of similar source length and each batch
-is padded to its own longest sequence, not to a global maximum like the
+is padded to its own longest sequence (rounded up to a multiple of 8, which
+bounds the number of shapes XLA compiles), not to a global maximum like the
 seed's 400. `static_shapes=True` pads to the bucket boundary instead, so XLA
 and TPUs see a handful of fixed shapes.
 
@@ -44,6 +45,13 @@ def tokenize_pairs(sources, targets, tokenizer, max_source_length, max_target_le
     return ds.map(tokenize, num_parallel_calls=tf.data.AUTOTUNE)
 
 
+def pad_to_multiple(ids, multiple, pad_id=0):
+    """Pad the length axis up to a multiple, bounding how many shapes XLA compiles."""
+    length = tf.shape(ids)[1]
+    extra = (multiple - length % multiple) % multiple
+    return tf.pad(ids, [[0, 0], [0, extra]], constant_values=pad_id)
+
+
 def to_model_inputs(src_ids, tgt_ids, pad_id=0):
     """Padded id matrices -> keras-hub's (x, y, sample_weight)."""
     src_mask = tf.cast(tf.not_equal(src_ids, pad_id), tf.int32)
@@ -72,6 +80,7 @@ def prepare_tf_dataset(
     seed: int = 0,
     boundaries=None,
     static_shapes: bool = False,
+    pad_to_multiple_of: int = 8,
 ):
     """Batched, bucketed, prefetched seq2seq training data (see module docstring)."""
     ds = tokenize_pairs(sources, targets, tokenizer, max_source_length, max_target_length)
@@ -88,5 +97,7 @@ def prepare_tf_dataset(
         pad_to_bucket_boundary=static_shapes,
         drop_remainder=static_shapes,
     )
+    if pad_to_multiple_of > 1 and not static_shapes:
+        ds = ds.map(lambda s, t: (pad_to_multiple(s, pad_to_multiple_of), pad_to_multiple(t, pad_to_multiple_of)))
     ds = ds.map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
