@@ -91,13 +91,11 @@ def main(config: Config) -> dict:
     splits = load_splits(config.dataset, config.dataset_config)
     for name in splits:
         require_columns(splits[name], [config.text_column, config.label_column], name)
+        require_rows(splits[name], name)
     splits = add_validation_split(splits, config.validation_size, config.seed)
     train = limit_rows(splits["train"].shuffle(seed=config.seed), config.max_train_samples)
     validation = limit_rows(splits["validation"], config.max_eval_samples)
     test = limit_rows(splits["test"], config.max_test_samples) if "test" in splits else None
-    for name, split in (("train", train), ("validation", validation), ("test", test)):
-        if split is not None:
-            require_rows(split, name)
     train_prompts, train_targets = to_prompts(train, config)
     val_prompts, val_targets = to_prompts(validation, config)
     print(f"{len(train)} train / {len(validation)} validation / {len(test) if test else 0} test rows")

@@ -58,7 +58,10 @@ def _load_files(files: dict, kind: str) -> datasets.DatasetDict:
     try:
         return datasets.load_dataset(kind, data_files=files)
     except Exception as e:
-        raise KerastuneError(f"could not read dataset files {sum(files.values(), [])}: {e}") from None
+        names = ", ".join(sum(files.values(), []))
+        if "corresponds to no data" in str(e):
+            raise KerastuneError(f"dataset is empty: {names} has no rows") from None
+        raise KerastuneError(f"could not read dataset files {names}: {e}") from None
 
 
 def require_columns(split: datasets.Dataset, columns, split_name: str):

@@ -1,0 +1,56 @@
+"""Config: defaults, TOML files, --set overrides, unknown keys named."""
+
+import dataclasses
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from kerastune.config import build_config, read_toml, to_toml
+from kerastune.errors import KerastuneError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def recipe_config_class():
+    spec = importlib.util.spec_from_file_location("instruction_tuning", ROOT / "recipes" / "instruction_tuning.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.Config
+
+
+def test_recipe_toml_states_the_seed_defaults():
+    Config = recipe_config_class()
+    from_file = build_config(Config, read_toml(ROOT / "recipes" / "instruction_tuning.toml"))
+    assert from_file == Config()
+    assert (from_file.learning_rate, from_file.batch_size, from_file.epochs) == (1e-5, 32, 2)
+    assert from_file.labels == ["World", "Sports", "Business", "Sci/Tech"]
+
+
+def test_overrides_are_typed():
+    Config = recipe_config_class()
+    config = build_config(Config, {}, ["epochs=3", "learning_rate=1e-3", "labels=a,b", "resume=false", "model=x/y"])
+    assert config.epochs == 3 and config.learning_rate == 1e-3
+    assert config.labels == ["a", "b"] and config.resume is False and config.model == "x/y"
+
+
+def test_unknown_key_names_the_key_and_the_valid_ones():
+    Config = recipe_config_class()
+    with pytest.raises(KerastuneError) as error:
+        build_config(Config, {}, ["learning_rat=1e-3"])
+    message = str(error.value)
+    assert "learning_rat" in message and "learning_rate" in message and "valid keys" in message
+
+
+@pytest.mark.parametrize("override", ["epochs=many", "precision=float8", "batch_size=0", "nonsense"])
+def test_bad_values_are_rejected(override):
+    with pytest.raises(KerastuneError):
+        build_config(recipe_config_class(), {}, [override])
+
+
+def test_resolved_config_round_trips_through_toml(tmp_path):
+    Config = recipe_config_class()
+    config = build_config(Config, {}, ["epochs=7"])
+    (tmp_path / "c.toml").write_text(to_toml(config))
+    again = build_config(Config, read_toml(tmp_path / "c.toml"))
+    assert dataclasses.asdict(again) == dataclasses.asdict(config)

@@ -1,0 +1,108 @@
+"""Data: local files and folders, validation carving, checks, and the bucketed tf.data pipeline."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from kerastune.data import add_validation_split, load_splits, prepare_tf_dataset, require_columns, require_rows
+from kerastune.data.prompts import label_names_to_text
+from kerastune.errors import KerastuneError
+
+
+def write_csv(path, rows, fields=("text", "label")):
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_folder_with_train_and_test_is_read_as_those_splits(tmp_path, news_rows):
+    write_csv(tmp_path / "train.csv", news_rows[:50])
+    write_csv(tmp_path / "test.csv", news_rows[50:60])
+    splits = load_splits(str(tmp_path))
+    assert sorted(splits) == ["test", "train"] and len(splits["train"]) == 50 and len(splits["test"]) == 10
+    splits = add_validation_split(splits, 8, seed=0)
+    assert len(splits["train"]) == 42 and len(splits["validation"]) == 8
+
+
+@pytest.mark.parametrize("suffix", ["csv", "jsonl", "parquet"])
+def test_single_files_of_each_type(tmp_path, news_rows, suffix):
+    import datasets
+
+    path = tmp_path / f"rows.{suffix}"
+    ds = datasets.Dataset.from_list(news_rows[:20])
+    {"csv": ds.to_csv, "jsonl": ds.to_json, "parquet": ds.to_parquet}[suffix](str(path))
+    assert len(load_splits(str(path))["train"]) == 20
+
+
+def test_bad_inputs_name_the_problem(tmp_path):
+    with pytest.raises(KerastuneError, match="does not exist"):
+        load_splits(str(tmp_path / "missing.csv"))
+    write_csv(tmp_path / "train.csv", [{"body": "x", "label": 0}], fields=("body", "label"))
+    splits = load_splits(str(tmp_path / "train.csv"))
+    with pytest.raises(KerastuneError, match="no column 'text'.*body"):
+        require_columns(splits["train"], ["text", "label"], "train")
+    with pytest.raises(KerastuneError, match="empty"):
+        require_rows(splits["train"].select([]), "train")
+    with pytest.raises(KerastuneError, match="not in the label set"):
+        label_names_to_text(7, ["World", "Sports"])
+    with pytest.raises(KerastuneError, match="not in the label set"):
+        label_names_to_text("Weather", ["World", "Sports"])
+    assert label_names_to_text("1", ["World", "Sports"]) == "Sports"
+    assert label_names_to_text("World", ["World", "Sports"]) == "World"
+
+
+@pytest.fixture(scope="module")
+def tokenizer(spiece_proto):
+    import keras_hub
+
+    return keras_hub.models.T5Tokenizer(proto=spiece_proto)
+
+
+def batches(ds):
+    return [(({k: np.asarray(v) for k, v in x.items()}), np.asarray(y), np.asarray(w)) for x, y, w in ds]
+
+
+def test_batches_are_padded_per_bucket_not_to_the_maximum(tokenizer, news_rows):
+    sources = [r["text"] for r in news_rows[:200]] + ["short"] * 40
+    targets = ["World"] * len(sources)
+    ds = prepare_tf_dataset(sources, targets, tokenizer, batch_size=16, max_source_length=400, seed=1)
+    widths = {x["encoder_token_ids"].shape[1] for x, _, _ in batches(ds)}
+    assert max(widths) < 400 and min(widths) <= 8 and len(widths) > 1
+    assert all(w % 8 == 0 for w in widths)
+    assert sum(y.shape[0] for _, y, _ in batches(ds)) == len(sources)
+
+
+def test_decoder_inputs_and_loss_weights(tokenizer):
+    ds = prepare_tf_dataset(["a b c", "d"], ["Sports", "Sci/Tech and more"], tokenizer, batch_size=2, shuffle=False)
+    (x, y, w), = batches(ds)
+    for row in range(2):
+        real = int(w[row].sum())
+        assert y[row, real - 1] == tokenizer.end_token_id and (y[row, real:] == 0).all()
+        assert x["decoder_token_ids"][row, 0] == 0  # T5's decoder start token is the pad id
+        np.testing.assert_array_equal(x["decoder_token_ids"][row, 1:real], y[row, : real - 1])
+        np.testing.assert_array_equal(x["decoder_padding_mask"][row], w[row])  # the start token is attended
+        assert x["encoder_token_ids"][row, x["encoder_padding_mask"][row].sum() - 1] == tokenizer.end_token_id
+
+
+def test_shuffle_is_seeded_and_fresh_each_epoch(tokenizer, news_rows):
+    sources = [r["text"] for r in news_rows[:64]]
+
+    def first_ids(seed):
+        ds = prepare_tf_dataset(sources, ["x"] * 64, tokenizer, batch_size=8, max_source_length=64, seed=seed)
+        return [tuple(b[0]["encoder_token_ids"][0][:6]) for b in batches(ds)], [
+            tuple(b[0]["encoder_token_ids"][0][:6]) for b in batches(ds)
+        ]
+
+    epoch1, epoch2 = first_ids(3)
+    assert epoch1 != epoch2
+    assert first_ids(3)[0] == epoch1
+
+
+def test_static_shapes_give_fixed_widths(tokenizer, news_rows):
+    sources = [r["text"] for r in news_rows[:100]]
+    ds = prepare_tf_dataset(sources, ["World"] * 100, tokenizer, batch_size=8, max_source_length=64,
+                            max_target_length=8, static_shapes=True)
+    shapes = {(x["encoder_token_ids"].shape, y.shape) for x, y, _ in batches(ds)}
+    assert all(s[0][0] == 8 and s[0][1] in (15, 31, 47, 63, 64) and s[1] == (8, 8) for s in shapes), shapes
