@@ -37,10 +37,8 @@ def write_hf_t5(path, proto, seed=0, train_steps=0, **config):
     """
     import random
 
-    import sentencepiece as spm
-    import torch
-
     import hf_reference
+    import sentencepiece as spm
     from make_news_sample import make_rows
 
     sp = spm.SentencePieceProcessor(model_proto=proto)

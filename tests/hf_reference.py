@@ -38,7 +38,9 @@ def train(model, sources, targets, epochs, lr, batch_size=32, warmup_steps=0, se
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, eps=1e-8, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
-        lambda s: s / max(1, warmup_steps) if s < warmup_steps else max(0.0, (steps - s) / max(1, steps - warmup_steps)),
+        lambda s: s / max(1, warmup_steps)
+        if s < warmup_steps
+        else max(0.0, (steps - s) / max(1, steps - warmup_steps)),
     )
     losses = []
     model.train()

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import hf_reference
 import keras
 import numpy as np
 import pytest
@@ -22,7 +23,6 @@ import sentencepiece as spm
 from conftest import PROMPT
 from make_news_sample import LABELS, make_rows, write_csv
 
-import hf_reference
 from kerastune.cli import main
 from kerastune.models.t5.tiny import train_sentencepiece
 
@@ -47,12 +47,16 @@ def transformers_accuracy(dataset_dir) -> float:
 
     def rows(split):
         with open(dataset_dir / f"{split}.csv") as f:
-            return [(PROMPT.format(text=r["text"].replace("\\", " ")), LABELS[int(r["label"])]) for r in csv.DictReader(f)]
+            return [
+                (PROMPT.format(text=r["text"].replace("\\", " ")), LABELS[int(r["label"])])
+                for r in csv.DictReader(f)
+            ]
 
     train, test = rows("train"), rows("test")
-    sp = spm.SentencePieceProcessor(model_proto=train_sentencepiece([p for p, _ in train] + [t for _, t in train], 800))
+    prompts, targets = [p for p, _ in train], [t for _, t in train]
+    sp = spm.SentencePieceProcessor(model_proto=train_sentencepiece(prompts + targets, 800))
     model = hf_reference.tiny_hf_t5(sp.get_piece_size(), seed=3)
-    hf_reference.train(model, hf_reference.encode(sp, [p for p, _ in train]), hf_reference.encode(sp, [t for _, t in train]),
+    hf_reference.train(model, hf_reference.encode(sp, prompts), hf_reference.encode(sp, targets),
                        epochs=4, lr=1e-3, batch_size=32, warmup_steps=30, seed=3)
     outputs = hf_reference.generate(model, hf_reference.encode(sp, [p for p, _ in test]), max_new_tokens=6)
     predictions = [sp.decode([t for t in out if t > 1]) for out in outputs]

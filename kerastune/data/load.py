@@ -12,7 +12,9 @@ import datasets
 from kerastune.errors import KerastuneError
 
 FILE_TYPES = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
-SPLIT_ALIASES = {"train": "train", "validation": "validation", "valid": "validation", "dev": "validation", "test": "test"}
+SPLIT_ALIASES = {
+    "train": "train", "validation": "validation", "valid": "validation", "dev": "validation", "test": "test",
+}
 
 
 def load_splits(dataset: str, dataset_config: str = "") -> datasets.DatasetDict:
