@@ -64,7 +64,7 @@ def cmd_demo(args):
         overrides = [f"output_dir={Path(args.output_dir) / name}"] + (args.set or [])
         recipe, config = resolve_config(str(DEMO_DIR / f"{name}.toml"), None, overrides)
         results[name] = recipe.main(config)
-    print(f"\n=== demo finished in {time.time() - started:.0f} s ===")
+    print(f"\n=== demo finished in {time.time() - started:.0f} s (tiny models: they show learning, not quality) ===")
     for name, metrics in results.items():
         shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
         print(f"{name}: {shown}")

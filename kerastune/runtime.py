@@ -1,6 +1,5 @@
 """Backend, precision policy, seeds, and compiled functions that work on every backend."""
 
-import os
 import random
 
 import keras
@@ -25,11 +24,6 @@ def set_precision(precision: str):
     if precision not in ("float32", "mixed_float16", "mixed_bfloat16"):
         raise KerastuneError(f"unknown precision '{precision}'")
     keras.mixed_precision.set_global_policy(precision)
-
-
-def quiet_tensorflow():
-    """TensorFlow's C++ start-up chatter hides the progress a user wants to see."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def compile_model_function(model, fn):

@@ -74,3 +74,24 @@ def test_keras_hub_default_t5_embedding_init_is_why_we_reinitialise():
     )
     embeddings = np.asarray(backbone.token_embedding.embeddings.value)
     assert embeddings.mean() > 0.9 and embeddings.std() < 0.1
+
+
+def test_mixed_bfloat16_trains_and_generates_and_float16_is_refused(news_rows, capsys):
+    from kerastune.cli import main
+    from kerastune.generation.seq2seq import Seq2SeqGenerator
+    from kerastune.training.fit import compile_for_training, without_preprocessor
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = tiny_t5([r["text"] for r in news_rows], vocab_size=300)
+        tokenizer = model.preprocessor.tokenizer
+        ds = prepare_tf_dataset([r["text"] for r in news_rows[:32]], ["World"] * 32, tokenizer, batch_size=32)
+        with without_preprocessor(model):
+            compile_for_training(model, create_optimizer(1e-3, 10))
+            logs = model.fit(ds, epochs=2, verbose=0).history
+        assert np.isfinite(logs["loss"]).all() and logs["loss"][1] < logs["loss"][0]
+        assert len(Seq2SeqGenerator(model, tokenizer, max_new_tokens=4).generate(["a news item"])) == 1
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert main(["run", "instruction_tuning", "--set", "precision=mixed_float16"]) == 2
+    assert "overflows in float16" in capsys.readouterr().err

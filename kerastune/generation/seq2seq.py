@@ -212,15 +212,21 @@ class Seq2SeqGenerator:
 
     # ---- text in, text out --------------------------------------------------------
 
-    def encode(self, prompts, length=None):
-        """Token ids + `</s>`, padded to `length` (default: longest)."""
+    def tokenize(self, prompts) -> list[list[int]]:
+        """Token ids of each prompt, truncated to `max_source_length` with `</s>` last."""
         pieces = self.tokenizer(list(prompts))
-        pieces = [list(np.asarray(p))[: self.max_source_length - 1] + [self.eos_id] for p in pieces]
+        return [[int(t) for t in np.asarray(p)][: self.max_source_length - 1] + [self.eos_id] for p in pieces]
+
+    def pad(self, pieces, length=None):
+        """(ids, mask) matrices, padded to `length` (default: the longest)."""
         length = length or max(len(p) for p in pieces)
         ids = np.full((len(pieces), length), self.pad_id, "int32")
         for i, p in enumerate(pieces):
             ids[i, : len(p)] = p
         return ids, (ids != self.pad_id).astype("int32")
+
+    def encode(self, prompts, length=None):
+        return self.pad(self.tokenize(prompts), length)
 
     def decode(self, ids) -> list[str]:
         texts = []
@@ -235,21 +241,20 @@ class Seq2SeqGenerator:
     def generate(self, prompts, batch_size=32, progress=False) -> list[str]:
         """Generate for any number of prompts, in length-sorted fixed-shape batches."""
         prompts = list(prompts)
-        if not prompts:
+        pieces = self.tokenize(prompts) if prompts else []
+        if not pieces:
             return []
-        lengths = [len(np.asarray(p)) + 1 for p in self.tokenizer(prompts)]
-        order = np.argsort(lengths, kind="stable")
+        order = np.argsort([len(p) for p in pieces], kind="stable")
         edges = bucket_boundaries(self.max_source_length)
-        bar = keras.utils.Progbar(len(prompts), unit_name="prompt") if progress else None
-        outputs = [None] * len(prompts)
-        for start in range(0, len(prompts), batch_size):
+        bar = keras.utils.Progbar(len(pieces), unit_name="prompt") if progress else None
+        outputs = [None] * len(pieces)
+        for start in range(0, len(pieces), batch_size):
             chosen = order[start : start + batch_size]
-            longest = min(max(lengths[i] for i in chosen), self.max_source_length)
+            longest = max(len(pieces[i]) for i in chosen)
             width = next(e - 1 for e in edges if e > longest)
-            batch = [prompts[i] for i in chosen]
+            batch = [pieces[i] for i in chosen]
             batch += [batch[-1]] * (batch_size - len(batch))  # same shape for every batch
-            ids, mask = self.encode(batch, length=width)
-            texts = self.decode(self.generate_ids(ids, mask))
+            texts = self.decode(self.generate_ids(*self.pad(batch, length=width)))
             for i, text in zip(chosen, texts):
                 outputs[i] = text
             if bar:

@@ -8,7 +8,6 @@
 - a keras-hub preset name or `kaggle://` handle: passed to keras-hub.
 """
 
-import json
 import re
 from pathlib import Path
 
@@ -81,8 +80,8 @@ def _load_keras_preset(handle: str):
         try:
             return getattr(keras_hub.models, cls_name).from_preset(handle)
         except Exception as e:  # wrong task class for this backbone: try the next
-            errors.append(f"{cls_name}: {e}")
-    raise KerastuneError(f"could not load '{handle}' with keras-hub: {errors[-1]}")
+            errors.append(f"{cls_name}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+    raise KerastuneError(f"could not load '{handle}' with keras-hub ({'; '.join(errors)})")
 
 
 def model_kind(model) -> str:
@@ -92,15 +91,3 @@ def model_kind(model) -> str:
             return kind
     return "unknown"
 
-
-def describe(model) -> str:
-    backbone = model.backbone
-    return json.dumps(
-        {
-            "class": type(model).__name__,
-            "parameters": int(model.count_params()),
-            "layers": getattr(backbone, "num_layers", None),
-            "hidden_dim": getattr(backbone, "hidden_dim", None),
-            "vocabulary_size": getattr(backbone, "vocabulary_size", None),
-        }
-    )

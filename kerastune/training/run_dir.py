@@ -1,6 +1,5 @@
 """The run directory contract: config.toml at the start, metrics.json at the end."""
 
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -24,6 +23,3 @@ def write_metrics(run_dir, config, metrics: dict, started: float) -> dict:
     Path(run_dir, "metrics.json").write_text(json.dumps(flat, indent=2) + "\n")
     return flat
 
-
-def config_dict(config) -> dict:
-    return dataclasses.asdict(config)
