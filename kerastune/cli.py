@@ -47,7 +47,17 @@ def resolve_config(recipe_or_toml: str, config_file=None, overrides=()):
     values.setdefault("recipe", name)
     if values["recipe"] != name:
         raise KerastuneError(f"config is for recipe '{values['recipe']}', not '{name}'")
-    return recipe, build_config(recipe.Config, values, overrides)
+    config = build_config(recipe.Config, values, overrides)
+    tiny_defaults = getattr(recipe, "TINY_MODEL_DEFAULTS", {})
+    if config.model.startswith("tiny-") and tiny_defaults:
+        # The seed's settings fine-tune a pretrained model; a tiny random one learns from
+        # scratch and needs its own. Values the user gave still win.
+        given = set(values) | {o.split("=", 1)[0].strip() for o in overrides}
+        applied = {k: v for k, v in tiny_defaults.items() if k not in given}
+        if applied:
+            print("tiny model: from-scratch defaults " + " ".join(f"{k}={v}" for k, v in applied.items()))
+            config = build_config(recipe.Config, {**applied, **values}, overrides)
+    return recipe, config
 
 
 def cmd_run(args):

@@ -34,6 +34,13 @@ from kerastune.runtime import set_precision, set_seed
 from kerastune.training import GenerationEvaluation, create_optimizer, fit
 from kerastune.training.run_dir import start_run, write_metrics
 
+# A tiny random model learns from scratch: the seed's lr 1e-5 for 2 epochs is for a pretrained
+# FLAN-T5. These apply with `model=tiny-*` unless set explicitly.
+TINY_MODEL_DEFAULTS = {
+    "learning_rate": 1e-3, "epochs": 8, "warmup_steps": 30, "max_source_length": 128,
+    "num_beams": 1, "max_new_tokens": 8, "tiny_vocab_size": 1000,
+}
+
 PROMPT = "Given the following text:{text}\nPredict its corresponding category (World, Sports, Business, Sci/Tech):"
 
 

@@ -54,3 +54,14 @@ def test_resolved_config_round_trips_through_toml(tmp_path):
     (tmp_path / "c.toml").write_text(to_toml(config))
     again = build_config(Config, read_toml(tmp_path / "c.toml"))
     assert dataclasses.asdict(again) == dataclasses.asdict(config)
+
+
+def test_tiny_models_get_from_scratch_defaults_unless_given():
+    from kerastune.cli import resolve_config
+
+    _, seed_config = resolve_config("instruction_tuning")
+    assert seed_config.learning_rate == 1e-5 and seed_config.num_beams == 5
+    _, tiny = resolve_config("instruction_tuning", None, ["model=tiny-t5"])
+    assert tiny.learning_rate == 1e-3 and tiny.epochs == 8 and tiny.num_beams == 1
+    _, mine = resolve_config("instruction_tuning", None, ["model=tiny-t5", "learning_rate=5e-4"])
+    assert mine.learning_rate == 5e-4 and mine.epochs == 8

@@ -84,7 +84,7 @@ def add_validation_split(splits: datasets.DatasetDict, size: int, seed: int) -> 
     train = splits["train"]
     if len(train) < 2:
         raise KerastuneError(f"train split has {len(train)} rows: too few to carve a validation split")
-    size = min(size, len(train) // 5) if size >= len(train) else size
+    size = min(size, len(train) // 5)  # small datasets keep 80% for training
     parts = train.train_test_split(test_size=size, shuffle=True, seed=seed)
     splits = datasets.DatasetDict(dict(splits))
     splits["train"], splits["validation"] = parts["train"], parts["test"]
