@@ -56,7 +56,7 @@ class Seq2SeqGenerator:
         self.eos_id = tokenizer.end_token_id
         self._prefill = compile_model_function(model, self._prefill_fn)
         self._step = compile_model_function(model, self._step_fn)
-        self._topk = max(2, 1) * num_beams  # transformers keeps (1 + n_eos) * beams candidates
+        self._topk = 2 * num_beams  # transformers keeps max(2, 1 + n_eos) * beams; T5 has one </s>
 
     # ---- model work, compiled -------------------------------------------------
 
@@ -177,7 +177,8 @@ class Seq2SeqGenerator:
             parent = origin[rows, keep] + rows * beams
             # Finished hypotheses: merge stopping top-`beams` candidates.
             just_done = hits & top_beam_mask[None, :]
-            done_scores = cand_scores / ((cur_len + 1 - 1) ** self.length_penalty)
+            # Length of a finished hypothesis: its new tokens (the start token is the decoder prompt).
+            done_scores = cand_scores / (cur_len**self.length_penalty)
             full = finished.all(axis=1, keepdims=True) & (self.early_stopping is True)
             done_scores = done_scores + full * NEG_INF + (~improvable) * NEG_INF + (~just_done) * NEG_INF
             merged_seq = np.concatenate([finished_seq, cand_seq], axis=1)
@@ -203,7 +204,7 @@ class Seq2SeqGenerator:
     def _could_improve(self, running_scores, finished_scores, finished, cur_len):
         """transformers' early-stop heuristic (`early_stopping` True or False)."""
         if self.early_stopping == "never" and self.length_penalty > 0.0:
-            best_length = self.max_new_tokens + 1 - 1
+            best_length = self.max_new_tokens
         else:
             best_length = cur_len - 1
         best_running = running_scores[:, :1] / (best_length**self.length_penalty)
