@@ -1,0 +1,132 @@
+"""Greedy and beam search as `keras.ops` while-loops: one compilable function per search.
+
+Both mirror transformers' `generate` token for token: greedy stops a row at
+`</s>` and pads after it; beam search is transformers 5's vectorised
+`_beam_search` (keep 2 * beams candidates, move those ending in `</s>` to a
+finished set scored by sum log-prob / length ** length_penalty, stop early
+when every example has `beams` finished hypotheses or none can improve).
+
+The model work is two callables, so the same search serves T5 now and
+decoder-only models later:
+- `prefill(encoder_ids, encoder_mask) -> (log_probs, state)`: the first step,
+- `step(tokens, reorder, index, state) -> (log_probs, state)`: one decoder
+  step for `tokens` at position `index`, after reordering the per-row
+  cache in `state` by `reorder` (the surviving beams' parents).
+Everything has a fixed shape, so XLA compiles the loop once per input shape,
+and the function can be traced into a SavedModel.
+"""
+
+from keras import ops
+
+NEG_INF = -1.0e9
+
+
+def greedy_search(prefill, step, encoder_ids, encoder_mask, max_new_tokens, eos_id, pad_id):
+    """(batch, max_new_tokens) ids: argmax tokens, `pad_id` after `</s>`."""
+    log_probs, state = prefill(encoder_ids, encoder_mask)
+    batch = ops.shape(encoder_ids)[0]
+    rows = ops.arange(batch, dtype="int32")
+    positions = ops.arange(max_new_tokens, dtype="int32")[None, :]
+
+    def cond(i, token, done, out, state):
+        return ops.logical_and(i < max_new_tokens, ops.logical_not(ops.all(done)))
+
+    def body(i, token, done, out, state):
+        token = ops.where(done, pad_id, token)
+        out = ops.where(positions == i, token[:, None], out)
+        done = ops.logical_or(done, token == eos_id)
+        log_probs, state = step(token, rows, i + 1, state)
+        return i + 1, ops.cast(ops.argmax(log_probs, axis=-1), "int32"), done, out, state
+
+    first = ops.cast(ops.argmax(log_probs, axis=-1), "int32")
+    out = ops.full((batch, max_new_tokens), pad_id, dtype="int32")
+    done = ops.zeros((batch,), dtype="bool")
+    loop = ops.while_loop(cond, body, (ops.convert_to_tensor(0, "int32"), first, done, out, state))
+    return loop[3]
+
+
+def beam_search(prefill, step, encoder_ids, encoder_mask, max_new_tokens, eos_id, pad_id, num_beams,
+                length_penalty=1.0, early_stopping=True):
+    """(batch, max_new_tokens) ids of the best finished hypothesis of each example."""
+    beams, keep = num_beams, 2 * num_beams  # transformers keeps max(2, 1 + n_eos) * beams
+    length = max_new_tokens + 1  # transformers' max_length: the start token + new tokens
+    log_probs, state = prefill(encoder_ids, encoder_mask)
+    batch = ops.shape(encoder_ids)[0]
+    vocab = ops.shape(log_probs)[-1]
+    # Every beam of an example starts from that example's prefill; only the first is live.
+    state = [ops.repeat(t, beams, axis=0) for t in state]
+    log_probs = ops.repeat(log_probs, beams, axis=0)
+    running_scores = ops.tile(ops.convert_to_tensor([[0.0] + [NEG_INF] * (beams - 1)]), (batch, 1))
+
+    def candidates(log_probs, running_scores):
+        total = ops.reshape(log_probs, (batch, beams, vocab)) + running_scores[:, :, None]
+        scores, index = ops.top_k(ops.reshape(total, (batch, beams * vocab)), k=keep)
+        return scores, ops.cast(index, "int32")
+
+    def gather(values, index):  # values[b, index[b, j], ...] for a (batch, n) index
+        index = ops.reshape(index, ops.shape(index) + (1,) * (len(values.shape) - 2))
+        return ops.take_along_axis(values, ops.broadcast_to(index, ops.shape(index)[:2] + values.shape[2:]), axis=1)
+
+    def cond(cur_len, carry, *rest):
+        return carry
+
+    def body(cur_len, carry, cand_scores, cand_index, running_seq, finished_seq, finished_scores, finished,
+             improvable, state):
+        origin, token = cand_index // vocab, cand_index % vocab
+        at_cur = ops.arange(length, dtype="int32")[None, None, :] == cur_len
+        cand_seq = ops.where(at_cur, token[:, :, None], gather(running_seq, origin))
+        hits = ops.logical_or(token == eos_id, cur_len + 1 >= length)
+        # Live beams for the next step: the best candidates that did not stop.
+        live_scores = cand_scores + ops.cast(hits, "float32") * NEG_INF
+        running_scores, best_live = ops.top_k(live_scores, k=beams)
+        running_seq = gather(cand_seq, best_live)
+        parent = gather(origin, best_live) + ops.arange(batch, dtype="int32")[:, None] * beams
+        # Finished hypotheses: merge the stopping candidates among the top `beams`.
+        just_done = ops.logical_and(hits, ops.arange(keep)[None, :] < beams)
+        done_scores = cand_scores / ops.cast(cur_len, "float32") ** length_penalty
+        full = ops.logical_and(ops.all(finished, axis=1, keepdims=True), early_stopping is True)
+        blocked = ops.logical_or(ops.logical_or(full, ops.logical_not(improvable)), ops.logical_not(just_done))
+        done_scores = done_scores + ops.cast(blocked, "float32") * NEG_INF
+        merged_scores = ops.concatenate([finished_scores, done_scores], axis=1)
+        finished_scores, best = ops.top_k(merged_scores, k=beams)
+        finished_seq = gather(ops.concatenate([finished_seq, cand_seq], axis=1), best)
+        finished = gather(ops.concatenate([finished, just_done], axis=1), best)
+        cur_len = cur_len + 1
+        improvable = ops.logical_and(improvable, _could_improve(
+            running_scores, finished_scores, finished, cur_len, max_new_tokens, length_penalty, early_stopping))
+        still_open = ops.logical_not(ops.logical_and(ops.all(finished), early_stopping is True))
+        carry = ops.logical_and(ops.logical_and(ops.any(improvable), still_open), ops.logical_not(ops.all(hits)))
+        last = ops.reshape(running_seq[:, :, :], (batch * beams, length))
+        tokens = ops.take_along_axis(last, ops.full((batch * beams, 1), cur_len - 1, dtype="int32"), axis=1)[:, 0]
+        log_probs, state = step(tokens, ops.reshape(parent, (-1,)), cur_len - 1, state)
+        cand_scores, cand_index = candidates(log_probs, running_scores)
+        return (cur_len, carry, cand_scores, cand_index, running_seq, finished_seq, finished_scores, finished,
+                improvable, state)
+
+    cand_scores, cand_index = candidates(log_probs, running_scores)
+    start = (
+        ops.convert_to_tensor(1, "int32"),
+        ops.convert_to_tensor(True),
+        cand_scores,
+        cand_index,
+        ops.full((batch, beams, length), pad_id, dtype="int32"),
+        ops.full((batch, beams, length), pad_id, dtype="int32"),
+        ops.full((batch, beams), NEG_INF, dtype="float32"),
+        ops.zeros((batch, beams), dtype="bool"),
+        ops.ones((batch, 1), dtype="bool"),
+        state,
+    )
+    loop = ops.while_loop(cond, body, start)
+    return loop[5][:, 0, 1:]
+
+
+def _could_improve(running_scores, finished_scores, finished, cur_len, max_new_tokens, length_penalty,
+                   early_stopping):
+    """transformers' early-stop heuristic: can a live beam still beat the worst finished one?"""
+    if early_stopping == "never" and length_penalty > 0.0:
+        best_length = ops.convert_to_tensor(float(max_new_tokens))
+    else:
+        best_length = ops.cast(cur_len - 1, "float32")
+    best_running = running_scores[:, :1] / best_length**length_penalty
+    worst_done = ops.where(finished, ops.min(finished_scores, axis=1, keepdims=True), NEG_INF)
+    return ops.any(best_running > worst_done, axis=-1, keepdims=True)
