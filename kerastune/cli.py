@@ -14,7 +14,7 @@ from pathlib import Path
 from kerastune.errors import KerastuneError
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
-RECIPES = ("instruction_tuning",)
+RECIPES = ("instruction_tuning", "seq2seq_qa")
 DEMO_DIR = RECIPES_DIR / "demo"
 
 

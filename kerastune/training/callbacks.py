@@ -1,6 +1,7 @@
 """Callbacks: generation-based evaluation each epoch, history files, plots."""
 
 import csv
+import json
 from pathlib import Path
 
 import keras
@@ -31,6 +32,27 @@ class GenerationEvaluation(keras.callbacks.Callback):
             if logs is not None:
                 logs[self.prefix + name] = value
         print("  " + ", ".join(f"{self.prefix}{k}: {v:.4f}" for k, v in results.items()))
+
+
+class BestMetric(keras.callbacks.Callback):
+    """Remember the best epoch by a logged metric, in `best.json` (survives resume)."""
+
+    def __init__(self, path, monitor, mode="max"):
+        super().__init__()
+        self.path = Path(path)
+        self.monitor = monitor
+        self.better = (lambda a, b: a > b) if mode == "max" else (lambda a, b: a < b)
+
+    def best(self) -> dict:
+        return json.loads(self.path.read_text()) if self.path.is_file() else {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            return
+        best = self.best()
+        if not best or self.better(float(value), best["value"]):
+            self.path.write_text(json.dumps({"monitor": self.monitor, "epoch": epoch + 1, "value": float(value)}))
 
 
 def read_history(path) -> list[dict]:

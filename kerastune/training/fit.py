@@ -45,8 +45,12 @@ def _truncate_history(path: Path, epochs_done: int):
             writer.writerows(rows)
 
 
-def fit(model, train_ds, *, epochs, run_dir, optimizer, callbacks=(), resume=True, keep_checkpoints=3, verbose="auto"):
-    """Train with checkpoints and resume. Returns the history rows (list of dicts)."""
+def fit(model, train_ds, *, epochs, run_dir, optimizer, callbacks=(), resume=True, keep_checkpoints=3,
+        validation_data=None, verbose="auto"):
+    """Train with checkpoints and resume. Returns the history rows (list of dicts).
+
+    `validation_data` (a dataset like `train_ds`) adds `val_loss` each epoch.
+    """
     run_dir = Path(run_dir)
     history_csv = run_dir / "history.csv"
     checkpoint_dir = run_dir / "checkpoints"
@@ -66,6 +70,7 @@ def fit(model, train_ds, *, epochs, run_dir, optimizer, callbacks=(), resume=Tru
                 train_ds,
                 epochs=epochs,
                 initial_epoch=initial_epoch,
+                validation_data=validation_data,
                 verbose=verbose,
                 callbacks=[
                     *callbacks,
