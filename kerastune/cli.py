@@ -87,6 +87,37 @@ def cmd_generate(args):
         print(f"{prompt}\n-> {text}")
 
 
+def cmd_export(args):
+    """SavedModel for TF Serving (default) or a Hugging Face directory."""
+    import os
+    import subprocess
+
+    import keras
+
+    if args.format == "savedmodel" and keras.config.backend() != "tensorflow":
+        # The model/ preset is backend-neutral; the serving graph is built on TensorFlow.
+        print("SavedModel export runs on TensorFlow; re-running under KERAS_BACKEND=tensorflow")
+        command = [sys.executable, "-m", "kerastune", "export", args.model, "--out", str(args.out)]
+        for flag, value in (("--num-beams", args.num_beams), ("--max-new-tokens", args.max_new_tokens)):
+            command += [flag, str(value)] if value else []
+        env = dict(os.environ, KERAS_BACKEND="tensorflow")
+        if subprocess.run(command, env=env).returncode:
+            raise KerastuneError("export under the TensorFlow backend failed (see above)")
+        return
+    from kerastune.generation.cli import load_for_generation
+
+    model, settings = load_for_generation(args.model, args.num_beams, args.max_new_tokens)
+    if args.format == "hf":
+        from kerastune.export.hf_format import export_hf
+
+        export_hf(model, args.out)
+    else:
+        from kerastune.export.saved_model import export_seq2seq
+
+        export_seq2seq(model, args.out, **settings)
+    print(f"wrote {args.format} export to {args.out}")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="kerastune", description="Fine-tuning recipes for Keras 3.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -105,6 +136,14 @@ def build_parser():
     gen.add_argument("--max-new-tokens", type=int, default=None)
     gen.add_argument("--batch-size", type=int, default=8)
     gen.set_defaults(func=cmd_generate)
+
+    export = sub.add_parser("export", help="export a run's model: SavedModel for TF Serving, or HF format")
+    export.add_argument("model", help="run directory (or model directory / id)")
+    export.add_argument("--out", required=True, help="output directory")
+    export.add_argument("--format", choices=("savedmodel", "hf"), default="savedmodel")
+    export.add_argument("--num-beams", type=int, default=None, help="beam search in the SavedModel (default: run's)")
+    export.add_argument("--max-new-tokens", type=int, default=None)
+    export.set_defaults(func=cmd_export)
 
     demo = sub.add_parser("demo", help="run every recipe offline on tiny models")
     demo.add_argument("--output-dir", default="runs/demo")

@@ -8,23 +8,33 @@ from kerastune.generation.seq2seq import Seq2SeqGenerator
 from kerastune.models import load_model, model_kind
 
 
-def generate_from(model_or_run_dir: str, prompts, args) -> list[str]:
-    """Generate with a run's saved model (its config's settings by default) or any model."""
+def load_for_generation(model_or_run_dir: str, num_beams=None, max_new_tokens=None):
+    """(model, generation settings) from a run directory (its config's settings) or any model.
+
+    Explicit `num_beams` / `max_new_tokens` override the run's; `kerastune
+    generate` and `kerastune export` resolve settings the same way, so they
+    produce the same text.
+    """
     path = Path(model_or_run_dir)
-    settings = {}
+    saved = {}
     if (path / "config.toml").is_file() and (path / "model").is_dir():
-        settings = read_toml(path / "config.toml")
+        saved = read_toml(path / "config.toml")
         path = path / "model"
     elif (path / "config.toml").is_file():
         raise KerastuneError(f"run directory {path} has no model/ yet (did the run finish?)")
     model = load_model(str(path) if path.exists() else model_or_run_dir)
     if model_kind(model) != "seq2seq":
-        raise KerastuneError(f"generate supports seq2seq (T5) models so far; got {type(model).__name__}")
-    generator = Seq2SeqGenerator(
-        model,
-        model.preprocessor.tokenizer,
-        max_new_tokens=args.max_new_tokens or settings.get("max_new_tokens", 32),
-        num_beams=args.num_beams or settings.get("num_beams", 1),
-        max_source_length=settings.get("max_source_length", 512),
+        raise KerastuneError(f"generation supports seq2seq (T5) models so far; got {type(model).__name__}")
+    settings = dict(
+        max_new_tokens=max_new_tokens or saved.get("max_new_tokens", 32),
+        num_beams=num_beams or saved.get("num_beams", 1),
+        max_source_length=saved.get("max_source_length", 512),
     )
+    return model, settings
+
+
+def generate_from(model_or_run_dir: str, prompts, args) -> list[str]:
+    """`kerastune generate`: prompts in, generated text out."""
+    model, settings = load_for_generation(model_or_run_dir, args.num_beams, args.max_new_tokens)
+    generator = Seq2SeqGenerator(model, model.preprocessor.tokenizer, **settings)
     return generator.generate(prompts, batch_size=args.batch_size)

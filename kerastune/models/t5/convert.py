@@ -179,3 +179,81 @@ def load_t5(path, encoder_sequence_length=512, decoder_sequence_length=128):
         decoder_sequence_length=decoder_sequence_length,
     )
     return keras_hub.models.T5Seq2SeqLM(backbone=backbone, preprocessor=preprocessor)
+
+
+def backbone_to_hf_weights(backbone) -> dict:
+    """The inverse of `set_backbone_weights`: HF T5 names -> float32 arrays."""
+    import keras
+
+    def value(variable):
+        return np.asarray(keras.ops.convert_to_numpy(variable.value), dtype="float32")
+
+    weights = {"shared.weight": value(backbone.token_embedding.embeddings)}
+    if not backbone.tie_embedding_weights:
+        weights["lm_head.weight"] = value(backbone.token_embedding.reverse_embeddings).T
+
+    def attention(module, prefix):
+        for short, dense in (("q", module.query_projector), ("k", module.key_projector),
+                             ("v", module.value_projector), ("o", module.output_projector)):
+            weights[f"{prefix}.{short}.weight"] = value(dense.kernel).T
+        if module.use_relative_attention_bias:
+            weights[f"{prefix}.relative_attention_bias.weight"] = value(module.relative_attention_bias)
+
+    def feed_forward(layer, prefix):
+        ff = f"{prefix}.DenseReluDense"
+        if layer.use_gated_activation:
+            weights[f"{ff}.wi_0.weight"] = value(layer.input_projector.kernel).T
+            weights[f"{ff}.wi_1.weight"] = value(layer.gate_projector.kernel).T
+        else:
+            weights[f"{ff}.wi.weight"] = value(layer.input_projector.kernel).T
+        weights[f"{ff}.wo.weight"] = value(layer.output_projector.kernel).T
+        weights[f"{prefix}.layer_norm.weight"] = value(layer.layer_norm.weight)
+
+    for i, layer in enumerate(backbone.encoder_transformer_layers):
+        p = f"encoder.block.{i}.layer"
+        attention(layer.self_attention, f"{p}.0.SelfAttention")
+        weights[f"{p}.0.layer_norm.weight"] = value(layer.self_attention_layer_norm.weight)
+        feed_forward(layer, f"{p}.1")
+    weights["encoder.final_layer_norm.weight"] = value(backbone.encoder_layer_norm.weight)
+    for i, layer in enumerate(backbone.decoder_transformer_layers):
+        p = f"decoder.block.{i}.layer"
+        attention(layer.self_attention, f"{p}.0.SelfAttention")
+        weights[f"{p}.0.layer_norm.weight"] = value(layer.self_attention_layer_norm.weight)
+        attention(layer.cross_attention, f"{p}.1.EncDecAttention")
+        weights[f"{p}.1.layer_norm.weight"] = value(layer.cross_attention_layer_norm.weight)
+        feed_forward(layer, f"{p}.2")
+    weights["decoder.final_layer_norm.weight"] = value(backbone.decoder_layer_norm.weight)
+    return weights
+
+
+def hf_config(backbone) -> dict:
+    """An HF `T5Config` dict for this backbone (the inverse of `backbone_kwargs`)."""
+    from kerastune.models.activations import gelu_new
+
+    activation = backbone.activation
+    name = "gelu" if activation is gelu_new else getattr(activation, "__name__", str(activation))
+    if name not in ("relu", "gelu", "silu"):
+        raise KerastuneError(f"cannot express activation {name!r} as a transformers T5 config")
+    if name == "gelu" and activation is not gelu_new:
+        raise KerastuneError("exact-erf GELU has no transformers T5 equivalent (gated-gelu is tanh-approximate)")
+    return {
+        "architectures": ["T5ForConditionalGeneration"],
+        "model_type": "t5",
+        "vocab_size": backbone.vocabulary_size,
+        "d_model": backbone.hidden_dim,
+        "d_kv": backbone.key_value_dim or backbone.hidden_dim // backbone.num_heads,
+        "d_ff": backbone.intermediate_dim,
+        "num_layers": backbone.num_layers,
+        "num_decoder_layers": backbone.num_layers,
+        "num_heads": backbone.num_heads,
+        "relative_attention_num_buckets": 32,
+        "relative_attention_max_distance": 128,
+        "dropout_rate": backbone.dropout,
+        "layer_norm_epsilon": backbone.layer_norm_epsilon,
+        "feed_forward_proj": ("gated-" if backbone.use_gated_activation else "") + name,
+        "tie_word_embeddings": bool(backbone.tie_embedding_weights),
+        "is_encoder_decoder": True,
+        "decoder_start_token_id": 0,
+        "pad_token_id": 0,
+        "eos_token_id": 1,
+    }

@@ -1,0 +1,82 @@
+"""SavedModel export for TF Serving: text in, text out, everything inside the graph.
+
+A generative (T5) model gets two signatures:
+- `serving_default(prompts: string[batch]) -> {text: string[batch], token_ids: int32[batch, n]}`:
+  SentencePiece tokenization, the same compiled greedy / beam search that
+  `kerastune generate` runs (`generation/search.py`), and detokenization;
+- `logits(prompts: string[batch], targets: string[batch]) -> {logits, encoder_token_ids,
+  decoder_token_ids}`: the teacher-forced forward pass, for scoring.
+
+Tokenization uses TensorFlow Text's SentencePiece op, which TF Serving's
+model server includes; a Python process that loads the export must
+`import tensorflow_text` (only to register the op) besides `tensorflow`.
+Exports are written on the TensorFlow backend (`kerastune export` switches to
+it by itself when run under JAX).
+"""
+
+import keras
+import tensorflow as tf
+
+from kerastune.errors import KerastuneError
+from kerastune.generation.seq2seq import Seq2SeqGenerator
+from kerastune.models import model_kind
+
+
+def _encode(tokenizer, texts, max_length, end_id, pad_id):
+    """Strings -> (ids, mask): tokens truncated to `max_length - 1`, then `</s>`, padded."""
+    pieces = tf.cast(tokenizer(texts), tf.int32)[:, : max_length - 1]
+    ends = tf.fill([pieces.nrows(), 1], tf.constant(end_id, tf.int32))
+    pieces = tf.concat([pieces, tf.RaggedTensor.from_tensor(ends)], axis=1)
+    ids = pieces.to_tensor(default_value=pad_id)
+    return ids, tf.cast(tf.not_equal(ids, pad_id), tf.int32)
+
+
+def _decode(tokenizer, ids, end_id, pad_id):
+    """Generated ids -> strings, cut at the first `</s>`, pads dropped."""
+    is_end = tf.cast(tf.equal(ids, end_id), tf.int32)
+    before_end = tf.equal(tf.cumsum(is_end, axis=1, exclusive=False), 0)
+    keep = tf.logical_and(before_end, tf.not_equal(ids, pad_id))
+    text = tokenizer.detokenize(tf.ragged.boolean_mask(ids, keep))
+    return tf.reshape(text, [-1])
+
+
+def export_seq2seq(model, out_dir, max_new_tokens=32, num_beams=1, max_source_length=512):
+    """Write a TF-Serving SavedModel for a keras-hub `T5Seq2SeqLM` (TensorFlow backend)."""
+    if keras.config.backend() != "tensorflow":
+        raise KerastuneError("SavedModel export runs on the TensorFlow backend (KERAS_BACKEND=tensorflow)")
+    if model_kind(model) != "seq2seq":
+        raise KerastuneError(f"export supports seq2seq (T5) models so far; got {type(model).__name__}")
+    tokenizer = model.preprocessor.tokenizer
+    generator = Seq2SeqGenerator(
+        model, tokenizer, max_new_tokens=max_new_tokens, num_beams=num_beams, max_source_length=max_source_length
+    )
+    end_id, pad_id = int(tokenizer.end_token_id), int(tokenizer.pad_token_id)
+
+    def serve(prompts):
+        ids, mask = _encode(tokenizer, prompts, max_source_length, end_id, pad_id)
+        generated = generator.search(ids, mask)
+        return {"text": _decode(tokenizer, generated, end_id, pad_id), "token_ids": generated}
+
+    def logits(prompts, targets):
+        ids, mask = _encode(tokenizer, prompts, max_source_length, end_id, pad_id)
+        target_ids, target_mask = _encode(tokenizer, targets, 1 << 20, end_id, pad_id)
+        start = tf.fill([tf.shape(target_ids)[0], 1], tf.constant(pad_id, tf.int32))
+        decoder_ids = tf.concat([start, target_ids[:, :-1]], axis=1)
+        scores = model(
+            {
+                "encoder_token_ids": ids,
+                "encoder_padding_mask": mask,
+                "decoder_token_ids": decoder_ids,
+                "decoder_padding_mask": target_mask,
+            },
+            training=False,
+        )
+        return {"logits": scores, "encoder_token_ids": ids, "decoder_token_ids": decoder_ids}
+
+    text = tf.TensorSpec([None], tf.string)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", serve, input_signature=[text])
+    archive.add_endpoint("logits", logits, input_signature=[text, text])
+    archive.write_out(str(out_dir), verbose=False)
+    return out_dir
