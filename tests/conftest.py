@@ -28,7 +28,7 @@ def spiece_proto(news_rows):
     return train_sentencepiece([PROMPT.format(text=r["text"]) for r in news_rows], vocab_size=500)
 
 
-def write_hf_t5(path, proto, seed=0, train_steps=0, **config):
+def write_hf_t5(path, proto, seed=0, train_steps=0, copy_words=(1, 6), **config):
     """A transformers T5 saved with `save_pretrained`, plus `spiece.model`.
 
     Random weights make a T5 repeat one token forever; `train_steps` of a
@@ -47,7 +47,7 @@ def write_hf_t5(path, proto, seed=0, train_steps=0, **config):
         rng = random.Random(seed)
         rows = make_rows(train_steps * 16, seed=seed)
         sources = [r["text"] for r in rows]
-        targets = [" ".join(t.split()[2 : 2 + rng.randint(1, 6)]) for t in sources]
+        targets = [" ".join(t.split()[2 : 2 + rng.randint(*copy_words)]) for t in sources]
         hf_reference.train(
             model, hf_reference.encode(sp, sources), hf_reference.encode(sp, targets),
             epochs=1, lr=3e-3, batch_size=16, seed=seed,

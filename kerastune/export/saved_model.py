@@ -5,7 +5,7 @@ A generative (T5) model gets two signatures:
   SentencePiece tokenization, the same compiled greedy / beam search that
   `kerastune generate` runs (`generation/search.py`), and detokenization;
 - `logits(prompts: string[batch], targets: string[batch]) -> {logits, encoder_token_ids,
-  decoder_token_ids}`: the teacher-forced forward pass, for scoring.
+  decoder_token_ids, decoder_padding_mask}`: the teacher-forced forward pass, for scoring.
 
 Tokenization uses TensorFlow Text's SentencePiece op, which TF Serving's
 model server includes; a Python process that loads the export must
@@ -71,7 +71,12 @@ def export_seq2seq(model, out_dir, max_new_tokens=32, num_beams=1, max_source_le
             },
             training=False,
         )
-        return {"logits": scores, "encoder_token_ids": ids, "decoder_token_ids": decoder_ids}
+        return {
+            "logits": scores,
+            "encoder_token_ids": ids,
+            "decoder_token_ids": decoder_ids,
+            "decoder_padding_mask": target_mask,  # 1 where the position predicts a real target token
+        }
 
     text = tf.TensorSpec([None], tf.string)
     archive = keras.export.ExportArchive()

@@ -63,9 +63,9 @@ def beam_search(prefill, step, encoder_ids, encoder_mask, max_new_tokens, eos_id
         scores, index = ops.top_k(ops.reshape(total, (batch, beams * vocab)), k=keep)
         return scores, ops.cast(index, "int32")
 
-    def gather(values, index):  # values[b, index[b, j], ...] for a (batch, n) index
-        index = ops.reshape(index, ops.shape(index) + (1,) * (len(values.shape) - 2))
-        return ops.take_along_axis(values, ops.broadcast_to(index, ops.shape(index)[:2] + values.shape[2:]), axis=1)
+    def gather(values, index):  # values[b, index[b, j], ...] for a (batch, m) index
+        flat = ops.reshape(values, (-1,) + tuple(values.shape[2:]))
+        return ops.take(flat, index + ops.arange(batch, dtype="int32")[:, None] * values.shape[1], axis=0)
 
     def cond(cur_len, carry, *rest):
         return carry
