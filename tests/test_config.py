@@ -12,19 +12,27 @@ from kerastune.errors import KerastuneError
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def recipe_config_class():
-    spec = importlib.util.spec_from_file_location("instruction_tuning", ROOT / "recipes" / "instruction_tuning.py")
+def recipe_config_class(name="instruction_tuning"):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "recipes" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.Config
 
 
-def test_recipe_toml_states_the_seed_defaults():
-    Config = recipe_config_class()
-    from_file = build_config(Config, read_toml(ROOT / "recipes" / "instruction_tuning.toml"))
-    assert from_file == Config()
-    assert (from_file.learning_rate, from_file.batch_size, from_file.epochs) == (1e-5, 32, 2)
-    assert from_file.labels == ["World", "Sports", "Business", "Sci/Tech"]
+@pytest.mark.parametrize("name", ["instruction_tuning", "seq2seq_qa"])
+def test_recipe_toml_states_the_dataclass_defaults(name):
+    Config = recipe_config_class(name)
+    assert build_config(Config, read_toml(ROOT / "recipes" / f"{name}.toml")) == Config()
+
+
+def test_seed_settings():
+    tuning = recipe_config_class()()
+    assert (tuning.learning_rate, tuning.batch_size, tuning.epochs, tuning.num_beams) == (1e-5, 32, 2, 5)
+    assert tuning.labels == ["World", "Sports", "Business", "Sci/Tech"]
+    qa = recipe_config_class("seq2seq_qa")()
+    assert (qa.learning_rate, qa.batch_size, qa.eval_batch_size, qa.weight_decay, qa.epochs) == (3e-4, 8, 4, 0.01, 3)
+    assert (qa.max_source_length, qa.max_target_length, qa.test_size, qa.keep_checkpoints) == (128, 512, 0.3, 3)
+    assert qa.prefix == "Please answer this question: "
 
 
 def test_overrides_are_typed():
