@@ -14,11 +14,13 @@ from pathlib import Path
 import keras_hub
 
 from kerastune.errors import KerastuneError
+from kerastune.models.distilbert.convert import load_distilbert_masked_lm, match_head_epsilon
+from kerastune.models.distilbert.tiny import tiny_distilbert
 from kerastune.models.hf_files import download, read_config
 from kerastune.models.t5.convert import load_t5
 from kerastune.models.t5.tiny import tiny_t5
 
-TINY_MODELS = {"tiny-t5": tiny_t5}
+TINY_MODELS = {"tiny-t5": tiny_t5, "tiny-distilbert": tiny_distilbert}
 
 # Task classes tried, in order, for Keras presets and keras-hub converters.
 TASK_CLASSES = ("Seq2SeqLM", "CausalLM", "MaskedLM", "TextClassifier")
@@ -69,6 +71,8 @@ def _load_directory(path: Path, **kwargs):
     model_type = config.get("model_type")
     if model_type in ("t5", "mt5"):
         return load_t5(path, **kwargs)
+    if model_type == "distilbert" and "DistilBertForMaskedLM" in config.get("architectures", []):
+        return load_distilbert_masked_lm(path, **{k: v for k, v in kwargs.items() if k == "sequence_length"})
     if model_type is None:
         raise KerastuneError(f"{path}/config.json has no model_type; is it a Hugging Face checkpoint?")
     return _load_keras_preset(str(path))  # keras-hub's own HF converters (gpt2, distilbert, ...)
@@ -78,7 +82,10 @@ def _load_keras_preset(handle: str):
     errors = []
     for cls_name in TASK_CLASSES:
         try:
-            return getattr(keras_hub.models, cls_name).from_preset(handle)
+            model = getattr(keras_hub.models, cls_name).from_preset(handle)
+            if isinstance(model, keras_hub.models.DistilBertMaskedLM):
+                match_head_epsilon(model)
+            return model
         except Exception as e:  # wrong task class for this backbone: try the next
             errors.append(f"{cls_name}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
     raise KerastuneError(f"could not load '{handle}' with keras-hub ({'; '.join(errors)})")

@@ -1,0 +1,83 @@
+"""Token and whole-word masking for masked-LM training, applied on the fly in tf.data.
+
+`token_masking` is transformers' `DataCollatorForLanguageModeling`: each
+non-special token is chosen with probability `rate` (0.15); a chosen token
+becomes [MASK] 80% of the time, a random token 10%, and stays itself 10%.
+`whole_word_masking` is the course's `whole_word_masking_data_collator`: each
+word is chosen with probability `rate` (0.2) and every sub-token of a chosen
+word becomes [MASK]. Either way labels are the original ids at chosen
+positions and -100 everywhere else, so unchosen positions carry no loss
+(the course version that forgot this reported a false perplexity).
+
+Masks are drawn with stateless random ops from a per-example seed. Training
+data takes seeds from `tf.data.Dataset.random(rerandomize_each_iteration=True)`,
+so every epoch gets fresh masks and a run is reproducible; evaluation data
+uses a fixed seed, so perplexity before and after training is comparable.
+"""
+
+import tensorflow as tf
+
+IGNORE = -100
+
+
+def token_masking(ids, special, seed, mask_id, vocab_size, rate=0.15):
+    """(inputs, labels) for one chunk; `special` marks positions never masked."""
+    shape = tf.shape(ids)
+    chosen = tf.logical_and(tf.random.stateless_uniform(shape, seed) < rate, tf.logical_not(special))
+    action = tf.random.stateless_uniform(shape, seed + [0, 1])
+    random_ids = tf.random.stateless_uniform(shape, seed + [0, 2], minval=0, maxval=vocab_size, dtype=ids.dtype)
+    inputs = tf.where(tf.logical_and(chosen, action < 0.8), tf.cast(mask_id, ids.dtype), ids)
+    inputs = tf.where(tf.logical_and(chosen, tf.logical_and(action >= 0.8, action < 0.9)), random_ids, inputs)
+    return inputs, tf.where(chosen, ids, tf.cast(IGNORE, ids.dtype))
+
+
+def whole_word_masking(ids, word_ids, seed, mask_id, rate=0.2):
+    """(inputs, labels) for one chunk: every sub-token of a chosen word is masked."""
+    is_word = word_ids >= 0
+    previous = tf.concat([[-2], word_ids[:-1]], axis=0)
+    starts = tf.logical_and(is_word, tf.not_equal(word_ids, previous))
+    word_index = tf.maximum(tf.cumsum(tf.cast(starts, tf.int32)) - 1, 0)  # 0, 0, 1, 2, 2, ... per position
+    draws = tf.random.stateless_uniform(tf.shape(ids), seed)  # one draw per word (at most one word per position)
+    chosen = tf.logical_and(is_word, tf.gather(draws, word_index) < rate)
+    inputs = tf.where(chosen, tf.cast(mask_id, ids.dtype), ids)
+    return inputs, tf.where(chosen, ids, tf.cast(IGNORE, ids.dtype))
+
+
+def masked_lm_dataset(chunks, tokenizer, batch_size, masking="token", seed=0, shuffle=True, fixed_masks=False):
+    """Batched `(x, y, sample_weight)` for keras-hub's `DistilBertMaskedLM`, predicting every position.
+
+    `chunks` is a dataset with `input_ids` and `word_ids` (see `data/mlm.py`).
+    """
+    if masking not in ("token", "whole_word"):
+        raise ValueError(f"masking must be 'token' or 'whole_word', got {masking!r}")
+    input_ids = tf.constant(chunks["input_ids"], tf.int32)
+    word_ids = tf.constant(chunks["word_ids"], tf.int32)
+    specials = [tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id]
+    mask_id, vocab_size = tokenizer.mask_token_id, tokenizer.vocabulary_size()
+    ds = tf.data.Dataset.from_tensor_slices((input_ids, word_ids))
+    if shuffle:
+        ds = ds.shuffle(len(chunks), seed=seed, reshuffle_each_iteration=True)
+    if fixed_masks:
+        seeds = tf.data.Dataset.range(len(chunks)).map(lambda i: tf.stack([tf.cast(seed, tf.int64), i]))
+    else:
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+    def mask(pair, example_seed):
+        ids, words = pair
+        example_seed = tf.cast(example_seed, tf.int64)
+        if masking == "token":
+            special = tf.reduce_any(tf.equal(ids[:, None], tf.constant(specials, tf.int32)[None, :]), axis=1)
+            inputs, labels = token_masking(ids, special, example_seed, mask_id, vocab_size)
+        else:
+            inputs, labels = whole_word_masking(ids, words, example_seed, mask_id)
+        length = tf.shape(ids)[0]
+        x = {
+            "token_ids": inputs,
+            "padding_mask": tf.not_equal(ids, tokenizer.pad_token_id),
+            "mask_positions": tf.range(length),
+        }
+        weight = tf.cast(tf.not_equal(labels, IGNORE), tf.float32)
+        return x, tf.maximum(labels, 0), weight
+
+    ds = tf.data.Dataset.zip((ds, seeds)).map(mask, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
