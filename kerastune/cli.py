@@ -14,7 +14,7 @@ from pathlib import Path
 from kerastune.errors import KerastuneError
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
-RECIPES = ("instruction_tuning", "seq2seq_qa")
+RECIPES = ("instruction_tuning", "seq2seq_qa", "mlm_domain_adaptation")
 DEMO_DIR = RECIPES_DIR / "demo"
 
 
@@ -81,10 +81,10 @@ def cmd_demo(args):
 
 
 def cmd_generate(args):
-    from kerastune.generation.cli import generate_from
+    from kerastune.generation.cli import generate_lines
 
-    for prompt, text in zip(args.text, generate_from(args.model, args.text, args)):
-        print(f"{prompt}\n-> {text}")
+    for block in generate_lines(args.model, args.text, args):
+        print(block)
 
 
 def cmd_export(args):
@@ -135,6 +135,7 @@ def build_parser():
     gen.add_argument("--num-beams", type=int, default=None)
     gen.add_argument("--max-new-tokens", type=int, default=None)
     gen.add_argument("--batch-size", type=int, default=8)
+    gen.add_argument("--top-k", type=int, default=5, help="masked LMs: candidates per [MASK]")
     gen.set_defaults(func=cmd_generate)
 
     export = sub.add_parser("export", help="export a run's model: SavedModel for TF Serving, or HF format")

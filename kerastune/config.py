@@ -42,7 +42,7 @@ class BaseConfig:
     sampler: str = "greedy"
 
 
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 DISTRIBUTIONS = ("none",)
 
 

@@ -19,11 +19,24 @@ def set_seed(seed: int):
     keras.utils.set_random_seed(seed)
 
 
-def set_precision(precision: str):
-    """Set Keras's global dtype policy. `mixed_float16` needs a GPU to pay off."""
+def has_gpu() -> bool:
+    import tensorflow as tf
+
+    if backend() == "jax":
+        import jax
+
+        return any(d.platform == "gpu" for d in jax.devices())
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def set_precision(precision: str) -> str:
+    """Set Keras's global dtype policy; `auto` is mixed_float16 on a GPU, float32 elsewhere."""
+    if precision == "auto":
+        precision = "mixed_float16" if has_gpu() else "float32"
     if precision not in ("float32", "mixed_float16", "mixed_bfloat16"):
         raise KerastuneError(f"unknown precision '{precision}'")
     keras.mixed_precision.set_global_policy(precision)
+    return precision
 
 
 def compile_model_function(model, fn):

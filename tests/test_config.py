@@ -19,7 +19,7 @@ def recipe_config_class(name="instruction_tuning"):
     return module.Config
 
 
-@pytest.mark.parametrize("name", ["instruction_tuning", "seq2seq_qa"])
+@pytest.mark.parametrize("name", ["instruction_tuning", "seq2seq_qa", "mlm_domain_adaptation"])
 def test_recipe_toml_states_the_dataclass_defaults(name):
     Config = recipe_config_class(name)
     assert build_config(Config, read_toml(ROOT / "recipes" / f"{name}.toml")) == Config()
@@ -33,6 +33,10 @@ def test_seed_settings():
     assert (qa.learning_rate, qa.batch_size, qa.eval_batch_size, qa.weight_decay, qa.epochs) == (3e-4, 8, 4, 0.01, 3)
     assert (qa.max_source_length, qa.max_target_length, qa.test_size, qa.keep_checkpoints) == (128, 512, 0.3, 3)
     assert qa.prefix == "Please answer this question: "
+    mlm = recipe_config_class("mlm_domain_adaptation")()
+    assert (mlm.learning_rate, mlm.weight_decay, mlm.warmup_steps, mlm.batch_size, mlm.chunk_size) == (
+        2e-5, 0.01, 1000, 32, 128)
+    assert (mlm.train_chunks, mlm.test_chunks, mlm.fill_mask_text) == (10000, 1000, "This is a great [MASK].")
 
 
 def test_overrides_are_typed():

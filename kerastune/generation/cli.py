@@ -4,6 +4,7 @@ from pathlib import Path
 
 from kerastune.config import read_toml
 from kerastune.errors import KerastuneError
+from kerastune.generation.fill_mask import fill_mask, format_fill_mask
 from kerastune.generation.seq2seq import Seq2SeqGenerator
 from kerastune.models import load_model, model_kind
 
@@ -23,8 +24,8 @@ def load_for_generation(model_or_run_dir: str, num_beams=None, max_new_tokens=No
     elif (path / "config.toml").is_file():
         raise KerastuneError(f"run directory {path} has no model/ yet (did the run finish?)")
     model = load_model(str(path) if path.exists() else model_or_run_dir)
-    if model_kind(model) != "seq2seq":
-        raise KerastuneError(f"generation supports seq2seq (T5) models so far; got {type(model).__name__}")
+    if model_kind(model) not in ("seq2seq", "masked_lm"):
+        raise KerastuneError(f"generate supports seq2seq and masked LMs so far; got {type(model).__name__}")
     settings = dict(
         max_new_tokens=max_new_tokens or saved.get("max_new_tokens", 32),
         num_beams=num_beams or saved.get("num_beams", 1),
@@ -33,8 +34,15 @@ def load_for_generation(model_or_run_dir: str, num_beams=None, max_new_tokens=No
     return model, settings
 
 
-def generate_from(model_or_run_dir: str, prompts, args) -> list[str]:
-    """`kerastune generate`: prompts in, generated text out."""
+def generate_lines(model_or_run_dir: str, prompts, args) -> list[str]:
+    """`kerastune generate`: for each prompt, the prompt and `-> ` lines with the output.
+
+    Seq2seq models generate text; masked LMs list the top-k tokens and their
+    probabilities for every [MASK].
+    """
     model, settings = load_for_generation(model_or_run_dir, args.num_beams, args.max_new_tokens)
+    if model_kind(model) == "masked_lm":
+        return [format_fill_mask(p, masks) for p, masks in zip(prompts, fill_mask(model, prompts, args.top_k))]
     generator = Seq2SeqGenerator(model, model.preprocessor.tokenizer, **settings)
-    return generator.generate(prompts, batch_size=args.batch_size)
+    texts = generator.generate(prompts, batch_size=args.batch_size)
+    return [f"{prompt}\n-> {text}" for prompt, text in zip(prompts, texts)]
