@@ -42,6 +42,7 @@ def run_cli(args, capsys):
         ("empty_dataset", "empty"),
         ("unknown_label", "not in the label set"),
         ("missing_model", "model not found"),
+        ("wrong_model", "needs a seq2seq (T5) model"),
     ],
 )
 def test_bad_input_is_one_clear_line(case, expected, tmp_path, capsys):
@@ -54,6 +55,7 @@ def test_bad_input_is_one_clear_line(case, expected, tmp_path, capsys):
         "empty_dataset": [f"dataset={tmp_path / 'empty.csv'}", "model=tiny-t5"],
         "unknown_label": [f"dataset={tmp_path / 'bad_label.csv'}", "model=tiny-t5", "validation_size=2"],
         "missing_model": [f"dataset={good}", f"model={tmp_path / 'no_such_model'}", "validation_size=2"],
+        "wrong_model": [f"dataset={good}", "model=tiny-distilbert", "validation_size=2"],
     }[case]
     if case == "missing_column":
         (tmp_path / "good.csv").write_text("body,label\nsome text,1\n")

@@ -25,9 +25,9 @@ def test_hub_ids_are_downloaded_then_converted(hf_dir, monkeypatch):
         return hf_dir
 
     monkeypatch.setattr(load_module, "download", fake_download)
-    for name in ("hf://google/flan-t5-small", "google/flan-t5-small"):
+    for name in ("hf://google/flan-t5-small", "google/flan-t5-small", "t5-small"):
         assert type(kerastune.load_model(name)).__name__ == "T5Seq2SeqLM"
-    assert asked == ["google/flan-t5-small", "google/flan-t5-small"]
+    assert asked == ["google/flan-t5-small", "google/flan-t5-small", "t5-small"]
 
 
 def test_saved_run_model_loads_back_with_the_same_outputs(hf_dir, tmp_path):

@@ -8,6 +8,7 @@
 - a keras-hub preset name or `kaggle://` handle: passed to keras-hub.
 """
 
+import inspect
 import re
 from pathlib import Path
 
@@ -26,6 +27,7 @@ TINY_MODELS = {"tiny-t5": tiny_t5, "tiny-distilbert": tiny_distilbert}
 TASK_CLASSES = ("Seq2SeqLM", "CausalLM", "MaskedLM", "TextClassifier")
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_LEGACY_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*$")  # e.g. distilbert-base-uncased, gpt2
 
 
 def load_model(id_or_path: str, texts=None, vocab_size=4000, **kwargs):
@@ -41,20 +43,26 @@ def load_model(id_or_path: str, texts=None, vocab_size=4000, **kwargs):
     if name.startswith("tiny-"):
         if name not in TINY_MODELS:
             raise KerastuneError(f"unknown tiny model '{name}'; available: {', '.join(TINY_MODELS)}")
-        return TINY_MODELS[name](texts=texts, vocab_size=vocab_size, **kwargs)
+        return _call(TINY_MODELS[name], texts=texts, vocab_size=vocab_size, **kwargs)
     path = Path(name).expanduser()
     if path.is_dir():
         return _load_directory(path, **kwargs)
     if name.startswith("hf://"):
         return _load_directory(download(name[len("hf://") :]), **kwargs)
-    if name.startswith("kaggle://") or (not _HUB_ID.match(name) and "/" not in name and name in _keras_hub_presets()):
+    if name.startswith("kaggle://") or ("/" not in name and name in _keras_hub_presets()):
         return _load_keras_preset(name)
-    if _HUB_ID.match(name) and not name.startswith((".", "/", "~")):
+    if (_HUB_ID.match(name) or _LEGACY_HUB_ID.match(name)) and not name.startswith((".", "/", "~")):
         return _load_directory(download(name), **kwargs)
     raise KerastuneError(
         f"model not found: '{name}' is not a local directory, a tiny-* model, "
         "a keras-hub preset, or a Hugging Face hub id (org/name)"
     )
+
+
+def _call(builder, **kwargs):
+    """Call a builder with the keyword arguments it accepts (recipes pass their sequence lengths)."""
+    accepted = inspect.signature(builder).parameters
+    return builder(**{k: v for k, v in kwargs.items() if k in accepted})
 
 
 def _keras_hub_presets() -> set:
@@ -70,9 +78,9 @@ def _load_directory(path: Path, **kwargs):
     config = read_config(path)
     model_type = config.get("model_type")
     if model_type in ("t5", "mt5"):
-        return load_t5(path, **kwargs)
+        return _call(load_t5, path=path, **kwargs)
     if model_type == "distilbert" and "DistilBertForMaskedLM" in config.get("architectures", []):
-        return load_distilbert_masked_lm(path, **{k: v for k, v in kwargs.items() if k == "sequence_length"})
+        return _call(load_distilbert_masked_lm, path=path, **kwargs)
     if model_type is None:
         raise KerastuneError(f"{path}/config.json has no model_type; is it a Hugging Face checkpoint?")
     return _load_keras_preset(str(path))  # keras-hub's own HF converters (gpt2, distilbert, ...)
