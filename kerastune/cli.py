@@ -1,4 +1,4 @@
-"""`kerastune run | generate | demo`.
+"""`kerastune run | generate | export | demo`.
 
 Bad input (a `KerastuneError`) prints one line, `error: ...`, and exits with
 status 2; `--debug` shows the traceback instead.
