@@ -105,6 +105,7 @@ def main(config: Config) -> dict:
     test = limit_rows(splits["test"], config.max_test_samples) if "test" in splits else None
     train_prompts, train_targets = to_prompts(train, config)
     val_prompts, val_targets = to_prompts(validation, config)
+    test_prompts, test_targets = to_prompts(test, config) if test is not None else ([], [])  # checked before training
     print(f"{len(train)} train / {len(validation)} validation / {len(test) if test else 0} test rows")
     print(f"Example prompt:\n{train_prompts[0]}\nTarget: {train_targets[0]}")
 
@@ -159,7 +160,6 @@ def main(config: Config) -> dict:
     metrics["validation_accuracy"] = exact_match(val_predictions, val_targets)["accuracy"]
     if test is not None:
         print("Evaluating test set...")
-        test_prompts, test_targets = to_prompts(test, config)
         test_predictions = generator.generate(test_prompts, batch_size=config.eval_batch_size, progress=True)
         metrics["test_accuracy"] = exact_match(test_predictions, test_targets)["accuracy"]
     model.save_to_preset(str(run_dir / "model"))
