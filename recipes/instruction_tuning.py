@@ -29,7 +29,7 @@ from kerastune.data import (
 from kerastune.errors import KerastuneError
 from kerastune.generation.seq2seq import Seq2SeqGenerator
 from kerastune.metrics import exact_match
-from kerastune.models import load_model, model_kind
+from kerastune.models import load_recipe_model
 from kerastune.runtime import set_precision, set_seed
 from kerastune.training import GenerationEvaluation, create_optimizer, fit
 from kerastune.training.run_dir import start_run, write_metrics
@@ -110,17 +110,13 @@ def main(config: Config) -> dict:
     print(f"Example prompt:\n{train_prompts[0]}\nTarget: {train_targets[0]}")
 
     # Step 3: the model and its tokenizer.
-    model = load_model(
-        config.model,
+    model = load_recipe_model(
+        "instruction_tuning", config.model, "seq2seq",
         texts=train_prompts + train_targets,
         vocab_size=config.tiny_vocab_size,
         encoder_sequence_length=config.max_source_length,
         decoder_sequence_length=config.max_target_length,
     )
-    if model_kind(model) != "seq2seq":
-        raise KerastuneError(f"instruction_tuning needs a seq2seq (T5) model; '{config.model}' is {model_kind(model)}")
-    if config.model.startswith("tiny-"):
-        print(f"NOTE: '{config.model}' is a tiny random model for demos and tests, not FLAN-T5.")
     tokenizer = model.preprocessor.tokenizer
     train_ds = prepare_tf_dataset(
         train_prompts, train_targets, tokenizer,

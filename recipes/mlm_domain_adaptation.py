@@ -25,7 +25,7 @@ from kerastune.data.mlm import tokenize_and_chunk
 from kerastune.errors import KerastuneError
 from kerastune.generation.fill_mask import fill_mask, format_fill_mask
 from kerastune.metrics.perplexity import perplexity
-from kerastune.models import load_model, model_kind
+from kerastune.models import load_recipe_model
 from kerastune.runtime import set_precision, set_seed
 from kerastune.training import create_optimizer, fit
 from kerastune.training.run_dir import start_run, write_metrics
@@ -76,12 +76,10 @@ def main(config: Config) -> dict:
     train = splits["train"]
     require_columns(train, [config.text_column], "train")
     require_rows(train, "train")
-    model = load_model(config.model, texts=train[config.text_column][:20000], vocab_size=config.tiny_vocab_size,
-                       sequence_length=config.chunk_size)
-    if model_kind(model) != "masked_lm":
-        raise KerastuneError(f"mlm_domain_adaptation needs a masked LM; '{config.model}' is {model_kind(model)}")
-    if config.model.startswith("tiny-"):
-        print(f"NOTE: '{config.model}' is a tiny random model for demos and tests, not DistilBERT.")
+    model = load_recipe_model(
+        "mlm_domain_adaptation", config.model, "masked_lm",
+        texts=train[config.text_column][:20000], vocab_size=config.tiny_vocab_size, sequence_length=config.chunk_size,
+    )
     tokenizer = model.preprocessor.tokenizer
 
     # Tokenize keeping word ids, concatenate, chunk, downsample.

@@ -22,7 +22,7 @@ from kerastune.data import limit_rows, load_splits, prepare_tf_dataset, require_
 from kerastune.errors import KerastuneError
 from kerastune.generation.seq2seq import Seq2SeqGenerator
 from kerastune.metrics import rouge
-from kerastune.models import load_model, model_kind
+from kerastune.models import load_recipe_model
 from kerastune.runtime import set_precision, set_seed
 from kerastune.training import BestMetric, GenerationEvaluation, create_optimizer, fit
 from kerastune.training.run_dir import start_run, write_metrics
@@ -95,17 +95,13 @@ def main(config: Config) -> dict:
     print(f"Example input: {train_inputs[0]}\nExample answer: {train_targets[0]}")
 
     # Load the model and its tokenizer.
-    model = load_model(
-        config.model,
+    model = load_recipe_model(
+        "seq2seq_qa", config.model, "seq2seq",
         texts=train_inputs + train_targets,
         vocab_size=config.tiny_vocab_size,
         encoder_sequence_length=config.max_source_length,
         decoder_sequence_length=config.max_target_length,
     )
-    if model_kind(model) != "seq2seq":
-        raise KerastuneError(f"seq2seq_qa needs a seq2seq (T5) model; '{config.model}' is {model_kind(model)}")
-    if config.model.startswith("tiny-"):
-        print(f"NOTE: '{config.model}' is a tiny random model for demos and tests, not FLAN-T5.")
     tokenizer = model.preprocessor.tokenizer
     data = dict(max_source_length=config.max_source_length, max_target_length=config.max_target_length)
     train_ds = prepare_tf_dataset(train_inputs, train_targets, tokenizer, config.batch_size, seed=config.seed, **data)

@@ -106,3 +106,15 @@ def model_kind(model) -> str:
             return kind
     return "unknown"
 
+
+KIND_NAMES = {"seq2seq": "a seq2seq (T5) model", "masked_lm": "a masked LM (DistilBERT)"}
+
+
+def load_recipe_model(recipe: str, model_id: str, kind: str, **kwargs):
+    """`load_model`, then check the model suits the recipe, and say so plainly when it is tiny."""
+    model = load_model(model_id, **kwargs)
+    if model_kind(model) != kind:
+        raise KerastuneError(f"{recipe} needs {KIND_NAMES.get(kind, kind)}; '{model_id}' is {model_kind(model)}")
+    if model_id.startswith("tiny-"):
+        print(f"NOTE: '{model_id}' is a tiny random model for demos and tests, not a pretrained checkpoint.")
+    return model
