@@ -14,7 +14,7 @@ from pathlib import Path
 from kerastune.errors import KerastuneError
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
-RECIPES = ("instruction_tuning", "seq2seq_qa", "mlm_domain_adaptation")
+RECIPES = ("instruction_tuning", "seq2seq_qa", "mlm_domain_adaptation", "causal_lm")
 DEMO_DIR = RECIPES_DIR / "demo"
 
 

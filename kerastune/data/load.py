@@ -17,8 +17,12 @@ SPLIT_ALIASES = {
 }
 
 
-def load_splits(dataset: str, dataset_config: str = "") -> datasets.DatasetDict:
-    """A `DatasetDict` from a hub id, a local file or a local folder."""
+def load_splits(dataset: str, dataset_config: str = "", split: str = "") -> datasets.DatasetDict:
+    """A `DatasetDict` from a hub id, a local file or a local folder.
+
+    `split` (e.g. `"train[:1%]"`) loads only that slice of a hub dataset, as
+    `train`, the way the seeds take a sample of a large one.
+    """
     datasets.disable_progress_bars()
     path = Path(dataset).expanduser()
     if path.is_file():
@@ -28,7 +32,7 @@ def load_splits(dataset: str, dataset_config: str = "") -> datasets.DatasetDict:
     if path.suffix in FILE_TYPES or dataset.startswith((".", "/", "~")):
         raise KerastuneError(f"dataset path does not exist: {dataset}")
     try:
-        loaded = datasets.load_dataset(dataset, dataset_config or None)
+        loaded = datasets.load_dataset(dataset, dataset_config or None, split=split or None)
     except Exception as e:
         raise KerastuneError(f"could not load dataset '{dataset}' from the Hugging Face Hub: {e}") from None
     if not isinstance(loaded, datasets.DatasetDict):

@@ -55,25 +55,38 @@ def _read_safetensors_file(file: Path) -> dict[str, np.ndarray]:
     return tensors
 
 
-def read_safetensors(path) -> dict[str, np.ndarray]:
-    """All weights of a checkpoint directory (single file or sharded with an index)."""
-    path = Path(path)
+def _safetensors_files(path: Path) -> list[Path]:
+    """The checkpoint's .safetensors files (one, or the shards of an index)."""
     single = path / "model.safetensors"
     index = path / "model.safetensors.index.json"
     if single.is_file():
-        return _read_safetensors_file(single)
+        return [single]
     if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        tensors = {}
-        for shard in shards:
-            tensors.update(_read_safetensors_file(path / shard))
-        return tensors
+        return [path / shard for shard in sorted(set(json.loads(index.read_text())["weight_map"].values()))]
     if (path / "pytorch_model.bin").is_file():
         raise KerastuneError(
             f"{path} has only pytorch_model.bin; convert it to safetensors first "
             "(transformers: model.save_pretrained(dir, safe_serialization=True))"
         )
     raise KerastuneError(f"no model.safetensors in model directory {path}")
+
+
+def read_safetensors(path) -> dict[str, np.ndarray]:
+    """All weights of a checkpoint directory (single file or sharded with an index)."""
+    tensors = {}
+    for file in _safetensors_files(Path(path)):
+        tensors.update(_read_safetensors_file(file))
+    return tensors
+
+
+def read_safetensors_names(path) -> set[str]:
+    """The weight names of a checkpoint, from the file headers only."""
+    names = set()
+    for file in _safetensors_files(Path(path)):
+        with open(file, "rb") as f:
+            (header_size,) = struct.unpack("<Q", f.read(8))
+            names.update(k for k in json.loads(f.read(header_size)) if k != "__metadata__")
+    return names
 
 
 def download(repo_id: str) -> Path:

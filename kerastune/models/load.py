@@ -1,8 +1,10 @@
 """`load_model(id_or_path)`: one entry point for every place a model can come from.
 
-- `tiny-t5`: a small random model with a vocabulary trained on `texts`.
+- `tiny-t5`, `tiny-gpt2`, `tiny-distilbert`: small random models with a
+  vocabulary trained on `texts`.
 - a local Hugging Face directory (`config.json` with `model_type`): T5 goes
-  through kerastune's converter, other architectures through keras-hub's.
+  through kerastune's converter, GPT-2 through keras-hub's plus kerastune's
+  checks and tokenizer, other architectures through keras-hub's.
 - a local Keras preset directory (`metadata.json`, e.g. a run's `model/`).
 - `hf://org/name` or `org/name`: downloaded with huggingface_hub, then as above.
 - a keras-hub preset name or `kaggle://` handle: passed to keras-hub.
@@ -17,11 +19,13 @@ import keras_hub
 from kerastune.errors import KerastuneError
 from kerastune.models.distilbert.convert import load_distilbert_masked_lm, match_head_epsilon
 from kerastune.models.distilbert.tiny import tiny_distilbert
+from kerastune.models.gpt2.convert import load_gpt2
+from kerastune.models.gpt2.tiny import tiny_gpt2
 from kerastune.models.hf_files import download, read_config
 from kerastune.models.t5.convert import load_t5
 from kerastune.models.t5.tiny import tiny_t5
 
-TINY_MODELS = {"tiny-t5": tiny_t5, "tiny-distilbert": tiny_distilbert}
+TINY_MODELS = {"tiny-t5": tiny_t5, "tiny-gpt2": tiny_gpt2, "tiny-distilbert": tiny_distilbert}
 
 # Task classes tried, in order, for Keras presets and keras-hub converters.
 TASK_CLASSES = ("Seq2SeqLM", "CausalLM", "MaskedLM", "TextClassifier")
@@ -79,6 +83,8 @@ def _load_directory(path: Path, **kwargs):
     model_type = config.get("model_type")
     if model_type in ("t5", "mt5"):
         return _call(load_t5, path=path, **kwargs)
+    if model_type == "gpt2":
+        return _call(load_gpt2, path=path, config=config, **kwargs)
     if model_type == "distilbert" and "DistilBertForMaskedLM" in config.get("architectures", []):
         return _call(load_distilbert_masked_lm, path=path, **kwargs)
     if model_type is None:
@@ -107,7 +113,9 @@ def model_kind(model) -> str:
     return "unknown"
 
 
-KIND_NAMES = {"seq2seq": "a seq2seq (T5) model", "masked_lm": "a masked LM (DistilBERT)"}
+KIND_NAMES = {
+    "seq2seq": "a seq2seq (T5) model", "causal_lm": "a causal LM (GPT-2)", "masked_lm": "a masked LM (DistilBERT)",
+}
 
 
 def load_recipe_model(recipe: str, model_id: str, kind: str, **kwargs):

@@ -35,12 +35,17 @@ class GenerationEvaluation(keras.callbacks.Callback):
 
 
 class BestMetric(keras.callbacks.Callback):
-    """Remember the best epoch by a logged metric, in `best.json` (survives resume)."""
+    """Remember the best epoch by a logged metric, in `best.json` (survives resume).
 
-    def __init__(self, path, monitor, mode="max"):
+    With `weights_path` (a `.weights.h5` file) the best epoch's weights are
+    saved too, for transformers' `load_best_model_at_end`.
+    """
+
+    def __init__(self, path, monitor, mode="max", weights_path=None):
         super().__init__()
         self.path = Path(path)
         self.monitor = monitor
+        self.weights_path = weights_path
         self.better = (lambda a, b: a > b) if mode == "max" else (lambda a, b: a < b)
 
     def best(self) -> dict:
@@ -52,6 +57,8 @@ class BestMetric(keras.callbacks.Callback):
             return
         best = self.best()
         if not best or self.better(float(value), best["value"]):
+            if self.weights_path:
+                self.model.save_weights(str(self.weights_path))
             self.path.write_text(json.dumps({"monitor": self.monitor, "epoch": epoch + 1, "value": float(value)}))
 
 

@@ -1,0 +1,75 @@
+"""Causal-LM examples: texts -> token ids -> batches whose labels are the next tokens.
+
+Each text becomes its tokens followed by `<|endoftext|>` (so the model learns
+where a text ends), cut at `max_length`; or, with `pack=True`, all texts are
+joined with `<|endoftext|>` between them and cut into `max_length` blocks,
+so no position is padding (transformers' `run_clm` "group_texts").
+
+Batches are bucketed by length and padded to the longest in the batch
+(rounded to a multiple of 8), never to `max_length`. Each batch is
+`(x, y, sample_weight)` as keras-hub's `GPT2CausalLM` expects: x holds
+tokens 0..n-2 and their padding mask, y tokens 1..n-1, and sample_weight is
+0 on padding so it carries no loss. The mask comes from lengths, not ids:
+GPT-2 has no pad token, and `<|endoftext|>` inside a text is a real label.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from kerastune.data.tf_dataset import bucket_boundaries
+from kerastune.errors import KerastuneError
+
+
+def drop_empty(texts) -> tuple[list[str], int]:
+    """(texts that have some non-space content, how many were dropped)."""
+    kept = [t for t in texts if isinstance(t, str) and t.strip()]
+    return kept, len(texts) - len(kept)
+
+
+def tokenize_texts(texts, tokenizer, batch_size=1000) -> list[list[int]]:
+    ids = []
+    for start in range(0, len(texts), batch_size):
+        out = tokenizer(list(texts[start : start + batch_size]))  # tf.RaggedTensor on TF, lists elsewhere
+        ids += out.to_list() if hasattr(out, "to_list") else [np.asarray(t).tolist() for t in out]
+    return ids
+
+
+def make_examples(token_lists, eos_id: int, max_length: int, pack: bool = False) -> list[list[int]]:
+    """Token sequences of at most `max_length` (see module docstring)."""
+    if max_length < 2:
+        raise KerastuneError(f"max_length must be at least 2 tokens, got {max_length}")
+    if not pack:
+        return [(ids + [eos_id])[:max_length] for ids in token_lists]
+    stream = [t for ids in token_lists for t in ids + [eos_id]]
+    blocks = [stream[i : i + max_length] for i in range(0, len(stream), max_length)]
+    return [b for b in blocks if len(b) >= 2]
+
+
+def _shift(ids, mask, multiple):
+    """(x, y, sample_weight) from padded sequences; x's length rounded up to `multiple`."""
+    length = tf.shape(ids)[1] - 1
+    extra = (multiple - length % multiple) % multiple
+    ids = tf.pad(ids, [[0, 0], [0, extra]])
+    mask = tf.pad(mask, [[0, 0], [0, extra]])
+    x = {"token_ids": ids[:, :-1], "padding_mask": mask[:, :-1]}
+    return x, ids[:, 1:], tf.cast(mask[:, 1:], tf.float32)
+
+
+def causal_lm_dataset(examples, batch_size: int, max_length: int, shuffle=True, seed=0, pad_to_multiple_of=8):
+    """A batched, bucketed, prefetched `tf.data.Dataset` of (x, y, sample_weight)."""
+    if not examples:
+        raise KerastuneError("no causal-LM examples to batch (every text was empty?)")
+    ragged = tf.ragged.constant(examples, dtype=tf.int32)
+    ds = tf.data.Dataset.from_tensor_slices(ragged).map(lambda ids: (ids, tf.ones_like(ids)))
+    if shuffle:
+        ds = ds.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
+    edges = bucket_boundaries(max_length)
+    ds = ds.bucket_by_sequence_length(
+        element_length_func=lambda ids, mask: tf.shape(ids)[0],
+        bucket_boundaries=edges,
+        bucket_batch_sizes=[batch_size] * (len(edges) + 1),
+        padded_shapes=([None], [None]),
+        padding_values=(0, 0),
+    )
+    ds = ds.map(lambda ids, mask: _shift(ids, mask, pad_to_multiple_of), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)

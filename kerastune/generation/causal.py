@@ -1,0 +1,170 @@
+"""Text generation for keras-hub causal LMs (GPT-2): every decoding strategy, batched and compiled.
+
+Greedy search and the sampling strategies run keras-hub's compiled
+`generate_step` with a sampler from `samplers.py`; prompts of different
+lengths share a batch (each row continues after its own prompt). Beam
+search is kerastune's transformers-faithful `beam_search` (keras-hub's
+`BeamSampler` keeps no finished hypotheses and has no length penalty) over
+GPT-2's key/value cache; its batches hold prompts of one length.
+
+Prompts are tokenized without a start token, as transformers' GPT-2
+tokenizer does, so the same checkpoint gives the same continuations.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from kerastune.data.tf_dataset import bucket_boundaries
+from kerastune.generation.samplers import make_sampler, resolve_sampler_name
+from kerastune.generation.search import beam_search
+from kerastune.runtime import compile_model_function
+
+
+class CausalLMGenerator:
+    """Prompts in, continuations out, with one decoding strategy.
+
+    Args:
+        model: a keras-hub `CausalLM` with `call_with_cache` (GPT-2).
+        tokenizer: its tokenizer.
+        max_new_tokens: tokens generated after each prompt at most.
+        sampler: "greedy", "sample", "top_k", "top_p", "beam" or "eps_greedy".
+        temperature, top_k, top_p, eps: the strategy's settings (transformers'
+            meaning: top_k=0 and top_p=1 are off).
+        num_beams, length_penalty, early_stopping: beam search, as transformers.
+        seed: sampling seed; the same seed gives the same text.
+    """
+
+    def __init__(self, model, tokenizer, max_new_tokens=50, sampler="greedy", temperature=1.0, top_k=0, top_p=1.0,
+                 eps=0.5, num_beams=1, length_penalty=1.0, early_stopping=False, seed=None):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_new_tokens = max_new_tokens
+        self.strategy = resolve_sampler_name(sampler, top_k, top_p, num_beams)
+        self.num_beams = max(num_beams, 2) if self.strategy == "beam" else 1
+        self.length_penalty = length_penalty
+        self.early_stopping = early_stopping
+        self.eos_id = int(tokenizer.end_token_id)
+        self.max_positions = model.backbone.max_sequence_length
+        if self.strategy == "beam":
+            self._compiled_beam = compile_model_function(model, self.beam)
+        else:
+            self.sampler = make_sampler(sampler, temperature, top_k, top_p, eps, seed)
+            self._generate_function = None
+
+    # ---- tokens -----------------------------------------------------------------
+
+    def tokenize(self, prompts) -> list[list[int]]:
+        """Prompt ids, no start token; an empty prompt starts from `<|endoftext|>` (transformers' BOS).
+
+        Long prompts keep their last tokens, leaving room for `max_new_tokens`.
+        """
+        room = self.max_positions - self.max_new_tokens
+        if room < 1:
+            raise ValueError(f"max_new_tokens {self.max_new_tokens} leaves no room in {self.max_positions} positions")
+        pieces = self.tokenizer(list(prompts))
+        return [[int(t) for t in np.asarray(p)][-room:] or [self.eos_id] for p in pieces]
+
+    def decode(self, ids) -> str:
+        return _to_str(self.tokenizer.detokenize([list(ids)])[0]) if len(ids) else ""
+
+    # ---- keras-hub samplers -----------------------------------------------------
+
+    def _sample(self, pieces, width) -> list[list[int]]:
+        """Continuations of one batch of prompts (any lengths) with the keras-hub sampler."""
+        length = width + self.max_new_tokens
+        # Unfilled positions must not hold the stop token, or keras-hub sees every row as finished.
+        filler = 1 if self.eos_id == 0 else 0
+        ids = np.full((len(pieces), length), filler, "int32")
+        mask = np.zeros((len(pieces), length), "bool")
+        for i, p in enumerate(pieces):
+            ids[i, : len(p)], mask[i, : len(p)] = p, True
+        model = self.model
+        model.sampler = self.sampler  # what `CausalLM.compile(sampler=...)` sets, without recompiling
+        if self._generate_function is None:
+            model.generate_function = None
+            self._generate_function = model.make_generate_function()
+        out = self._generate_function({"token_ids": ids, "padding_mask": mask}, stop_token_ids=(self.eos_id,))
+        out = np.asarray(ops.convert_to_numpy(out["token_ids"]))
+        return [self._until_eos(out[i, len(p) : len(p) + self.max_new_tokens]) for i, p in enumerate(pieces)]
+
+    def _until_eos(self, row) -> list[int]:
+        row = [int(t) for t in row]
+        return row[: row.index(self.eos_id) + 1] if self.eos_id in row else row
+
+    # ---- beam search ------------------------------------------------------------
+
+    def prefill(self, prompt_ids, prompt_mask):
+        """The prompt through the model once, filling a cache sized for the new tokens."""
+        backbone = self.model.backbone
+        batch, width = ops.shape(prompt_ids)[0], ops.shape(prompt_ids)[1]
+        head_dim = backbone.hidden_dim // backbone.num_heads
+        shape = [batch, backbone.num_layers, 2, width + self.max_new_tokens, backbone.num_heads, head_dim]
+        cache = ops.zeros(shape, dtype=self.model.compute_dtype)
+        logits, _, cache = self.model.call_with_cache(prompt_ids, cache, 0)
+        log_probs = ops.log_softmax(ops.cast(logits[:, -1, :], "float32"), axis=-1)
+        return log_probs, [cache]
+
+    def step(self, tokens, reorder, index, state, prompt_length):
+        """New token number `index` (1-based) at position prompt_length + index - 1; the cache
+        follows the surviving beams."""
+        cache = ops.take(state[0], reorder, axis=0)
+        logits, _, cache = self.model.call_with_cache(tokens[:, None], cache, prompt_length + index - 1)
+        return ops.log_softmax(ops.cast(logits[:, 0, :], "float32"), axis=-1), [cache]
+
+    def beam(self, prompt_ids, prompt_mask):
+        prompt_length = ops.shape(prompt_ids)[1]
+
+        def step(tokens, reorder, index, state):
+            return self.step(tokens, reorder, index, state, prompt_length)
+
+        return beam_search(
+            self.prefill, step, prompt_ids, prompt_mask, max_new_tokens=self.max_new_tokens,
+            eos_id=self.eos_id, pad_id=self.eos_id, num_beams=self.num_beams,
+            length_penalty=self.length_penalty, early_stopping=self.early_stopping,
+        )
+
+    def _beam(self, pieces) -> list[list[int]]:
+        ids = np.asarray(pieces, "int32")
+        out = self._compiled_beam(ops.convert_to_tensor(ids), ops.convert_to_tensor(np.ones_like(ids)))
+        return [self._until_eos(row) for row in np.asarray(ops.convert_to_numpy(out))]
+
+    # ---- batches ----------------------------------------------------------------
+
+    def generate_ids(self, prompts, batch_size=8, progress=False) -> list[tuple[list[int], list[int]]]:
+        """(prompt ids, new ids ending at `<|endoftext|>` if it came) for every prompt."""
+        pieces = self.tokenize(prompts) if len(prompts) else []
+        order = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
+        if self.strategy == "beam":  # one prompt length per batch
+            groups = {}
+            for i in order:
+                groups.setdefault(len(pieces[i]), []).append(i)
+            batches = [g[s : s + batch_size] for g in groups.values() for s in range(0, len(g), batch_size)]
+        else:
+            batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+        edges = bucket_boundaries(self.max_positions - self.max_new_tokens)
+        bar = keras.utils.Progbar(len(pieces), unit_name="prompt") if progress else None
+        outputs = [None] * len(pieces)
+        for chosen in batches:
+            batch = [pieces[i] for i in chosen]
+            if self.strategy == "beam":
+                new = self._beam(batch)
+            else:  # pad rows and width to a few fixed shapes, so the compiled function is reused
+                width = next(e - 1 for e in edges if e > max(len(p) for p in batch))
+                rows = min(batch_size, len(pieces))
+                new = self._sample(batch + [batch[-1]] * (rows - len(batch)), width)
+            for i, tokens in zip(chosen, new):
+                outputs[i] = (pieces[i], tokens)
+            if bar:
+                bar.add(len(chosen))
+        return outputs
+
+    def generate(self, prompts, batch_size=8, progress=False) -> list[str]:
+        """Prompt + continuation as text (what transformers' `decode(generate(...)[0])` shows)."""
+        results = self.generate_ids(list(prompts), batch_size, progress)
+        return [self.decode(prompt + [t for t in new if t != self.eos_id]) for prompt, new in results]
+
+
+def _to_str(value) -> str:
+    value = np.asarray(value).item() if not isinstance(value, (str, bytes)) else value
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)

@@ -1,0 +1,170 @@
+"""Causal-LM fine-tuning: a Spanish GPT-2 on product descriptions, and decoding strategies before/after.
+
+The steps of ../shared/seeds/004 (GPT-2 text generation), in Keras: load
+`datificate/gpt2-small-spanish` and a 1% sample of amazon-esci `products`,
+keep the rows with a `product_description`, split 90/10, fine-tune with
+`model.fit` (10 epochs, lr 2e-5, batch 8, weight decay 0.01), evaluate
+every epoch and keep the best weights (restored at the end), and generate
+from "Había una vez" before and after with greedy, sampling, top-k, top-p,
+beam and the notebook's epsilon-greedy decoder, plus its per-step table of
+the top candidates. What changed: batches are padded to the longest text in
+their bucket instead of to 512, each text ends with `<|endoftext|>` and
+that token counts in the loss (the notebook pads with it and so never
+teaches the model to stop), generation is compiled, and eval loss and
+perplexity are measured before training too.
+
+Run: kerastune run causal_lm [--config FILE] [--set key=value ...]
+"""
+
+import dataclasses
+import json
+import math
+import time
+
+from kerastune.config import BaseConfig
+from kerastune.data import limit_rows, load_splits, require_columns, require_rows
+from kerastune.data.causal_lm import causal_lm_dataset, drop_empty, make_examples, tokenize_texts
+from kerastune.errors import KerastuneError
+from kerastune.generation.causal import CausalLMGenerator
+from kerastune.generation.trace import trace
+from kerastune.metrics.perplexity import masked_cross_entropy
+from kerastune.models import load_recipe_model
+from kerastune.runtime import set_precision, set_seed
+from kerastune.training import BestMetric, create_optimizer, fit, without_preprocessor
+from kerastune.training.run_dir import start_run, write_metrics
+
+# A tiny random model learns from scratch; these apply with `model=tiny-*` unless set explicitly.
+TINY_MODEL_DEFAULTS = {"learning_rate": 1e-3, "epochs": 6, "warmup_steps": 20, "batch_size": 16,
+                       "max_length": 128, "max_new_tokens": 40, "tiny_vocab_size": 1000}
+
+
+@dataclasses.dataclass
+class Config(BaseConfig):
+    recipe: str = "causal_lm"
+    model: str = "datificate/gpt2-small-spanish"
+    dataset: str = "milistu/amazon-esci-data"
+    dataset_config: str = "products"
+    dataset_split: str = "train[:1%]"
+    output_dir: str = "runs/causal_lm"
+    text_columns: list[str] = dataclasses.field(default_factory=lambda: ["product_description"])
+    validation_size: float = 0.1
+    max_length: int = 512
+    pack: bool = False
+    epochs: int = 10
+    learning_rate: float = 2e-5
+    batch_size: int = 8
+    eval_batch_size: int = 8
+    weight_decay: float = 0.01
+    precision: str = "auto"  # mixed_float16 on a GPU, float32 elsewhere
+    prompt: str = "Había una vez"
+    max_new_tokens: int = 100
+    eps: float = 0.2
+    trace_steps: int = 15
+    trace_top_n: int = 10
+    tiny_vocab_size: int = 2000
+
+
+def strategies(config) -> dict:
+    """The notebook's decoders, by name: its greedy table, two temperatures, top-k, top-p, beam, eps-greedy."""
+    return {
+        "greedy": dict(sampler="greedy"),
+        "sample T=0.5": dict(sampler="sample", temperature=0.5),
+        "sample T=0.8 top-k 50": dict(sampler="sample", temperature=0.8, top_k=50),
+        "top-p 0.92": dict(sampler="sample", top_p=0.92),
+        "beam 4": dict(sampler="beam", num_beams=max(config.num_beams, 4)),
+        f"eps-greedy {config.eps}": dict(sampler="eps_greedy", eps=config.eps),
+    }
+
+
+def read_texts(split, columns) -> list[str]:
+    """One text per row: the non-empty text columns joined by a newline."""
+    rows = zip(*(split[c] for c in columns))
+    return ["\n".join(v.strip() for v in values if isinstance(v, str) and v.strip()) for values in rows]
+
+
+def show_generations(generators, config, run_dir, when) -> dict:
+    print(f"\nGenerations {when} training, prompt {config.prompt!r}:")
+    texts = {}
+    for name, generator in generators.items():
+        texts[name] = generator.generate([config.prompt])[0]
+        print(f"--- {name}\n{texts[name]}")
+    table = trace(generators["greedy"], config.prompt, top_n=config.trace_top_n).head(config.trace_steps)
+    table.to_csv(run_dir / f"trace_{when}.csv", index=False)
+    print(f"\nStep table {when} training (greedy; trace_{when}.csv):")
+    print(table.drop(columns=["token", "probability", "rank"]).to_string(index=False, max_colwidth=40))
+    return texts
+
+
+def main(config: Config) -> dict:
+    started = time.time()
+    set_seed(config.seed)
+    set_precision(config.precision)
+    run_dir = start_run(config)
+
+    # The texts: rows with something in the text columns, split 90/10.
+    splits = load_splits(config.dataset, config.dataset_config, config.dataset_split)
+    require_columns(splits["train"], config.text_columns, "train")
+    require_rows(splits["train"], "train")
+    if "validation" not in splits:
+        if not 0 < config.validation_size < 1:
+            raise KerastuneError(f"validation_size must be a fraction in (0, 1), got {config.validation_size}")
+        parts = splits["train"].train_test_split(test_size=config.validation_size, seed=config.seed)
+        splits["train"], splits["validation"] = parts["train"], parts["test"]
+    train_texts, dropped_train = drop_empty(read_texts(limit_rows(splits["train"], config.max_train_samples),
+                                                       config.text_columns))
+    eval_texts, dropped_eval = drop_empty(read_texts(limit_rows(splits["validation"], config.max_eval_samples),
+                                                     config.text_columns))
+    print(f"{len(train_texts)} train / {len(eval_texts)} validation texts; dropped "
+          f"{dropped_train + dropped_eval} empty rows ({dropped_train} train, {dropped_eval} validation)")
+    if not train_texts or not eval_texts:
+        raise KerastuneError(f"no non-empty text in column(s) {', '.join(config.text_columns)} of one split")
+
+    # The model, and the texts as next-token examples.
+    model = load_recipe_model("causal_lm", config.model, "causal_lm", texts=train_texts,
+                              vocab_size=config.tiny_vocab_size, sequence_length=config.max_length)
+    tokenizer = model.preprocessor.tokenizer
+    max_length = min(config.max_length, model.backbone.max_sequence_length)
+    eos = int(tokenizer.end_token_id)
+    train_examples = make_examples(tokenize_texts(train_texts, tokenizer), eos, max_length, config.pack)
+    eval_examples = make_examples(tokenize_texts(eval_texts, tokenizer), eos, max_length, config.pack)
+    print(f"{len(train_examples)} train / {len(eval_examples)} validation sequences of at most {max_length} tokens"
+          + (" (packed)" if config.pack else ""))
+    train_ds = causal_lm_dataset(train_examples, config.batch_size, max_length, seed=config.seed)
+    eval_ds = causal_lm_dataset(eval_examples, config.eval_batch_size, max_length, shuffle=False)
+
+    # Before: eval loss, perplexity, generations.
+    generators = {name: CausalLMGenerator(model, tokenizer, max_new_tokens=config.max_new_tokens, seed=config.seed,
+                                          **settings) for name, settings in strategies(config).items()}
+    loss_before = masked_cross_entropy(model, eval_ds)
+    print(f"Eval loss before training: {loss_before:.4f} (perplexity {math.exp(loss_before):.2f})")
+    before = show_generations(generators, config, run_dir, "before")
+
+    # Fine-tune, evaluating every epoch; keep the best epoch's weights.
+    steps = math.ceil(len(train_examples) / config.batch_size) * config.epochs
+    optimizer = create_optimizer(config.learning_rate, steps, config.warmup_steps, config.weight_decay, model)
+    best = BestMetric(run_dir / "best.json", monitor="val_loss", mode="min",
+                      weights_path=run_dir / "best.weights.h5")
+    fit(model, train_ds, epochs=config.epochs, run_dir=run_dir, optimizer=optimizer, validation_data=eval_ds,
+        callbacks=[best], resume=config.resume, keep_checkpoints=config.keep_checkpoints)
+    if (run_dir / "best.weights.h5").is_file():
+        with without_preprocessor(model):
+            model.load_weights(str(run_dir / "best.weights.h5"))
+        print(f"Restored the best weights: epoch {best.best()['epoch']} (val_loss {best.best()['value']:.4f})")
+
+    # After: the same measurements.
+    loss_after = masked_cross_entropy(model, eval_ds)
+    print(f"Eval loss after training: {loss_after:.4f} (perplexity {math.exp(loss_after):.2f})")
+    after = show_generations(generators, config, run_dir, "after")
+    generations = {name: {"before": before[name], "after": after[name]} for name in before}
+    (run_dir / "generations.json").write_text(json.dumps(generations, indent=2, ensure_ascii=False) + "\n")
+
+    model.save_to_preset(str(run_dir / "model"))
+    metrics = write_metrics(run_dir, config, {
+        "eval_loss_before": loss_before, "perplexity_before": math.exp(loss_before),
+        "eval_loss": loss_after, "perplexity": math.exp(loss_after),
+        "eval_loss_after": loss_after, "perplexity_after": math.exp(loss_after),
+        "best_epoch": best.best().get("epoch", 0), "dropped_empty_rows": dropped_train + dropped_eval,
+        "train_sequences": len(train_examples), "eval_sequences": len(eval_examples),
+    }, started)
+    print("\n" + "  ".join(f"{k}: {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
+    return metrics
