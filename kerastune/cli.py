@@ -11,6 +11,7 @@ import time
 import warnings
 from pathlib import Path
 
+from kerastune.config import SAMPLERS
 from kerastune.errors import KerastuneError
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
@@ -132,10 +133,19 @@ def build_parser():
     gen = sub.add_parser("generate", help="generate text with a model or a run directory's model")
     gen.add_argument("model", help="run directory, model directory, tiny-* name or hub id")
     gen.add_argument("text", nargs="+")
+    gen.add_argument("--sampler", choices=SAMPLERS, default=None, help="causal LMs: decoding strategy (greedy)")
+    gen.add_argument("--temperature", type=float, default=1.0)
+    gen.add_argument("--top-k", type=int, default=None,
+                     help="causal LMs: sample among the k likeliest (0 = off); masked LMs: candidates per [MASK] (5)")
+    gen.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: smallest set with this mass")
+    gen.add_argument("--eps", type=float, default=0.5, help="eps_greedy: probability of the most likely token")
     gen.add_argument("--num-beams", type=int, default=None)
     gen.add_argument("--max-new-tokens", type=int, default=None)
+    gen.add_argument("--seed", type=int, default=None, help="sampling seed (same seed, same text)")
+    gen.add_argument("--trace", type=int, default=0, metavar="N",
+                     help="causal LMs: print each step's text so far and top N candidates")
+    gen.add_argument("--trace-csv", default=None, help="also write the step table to this CSV file")
     gen.add_argument("--batch-size", type=int, default=8)
-    gen.add_argument("--top-k", type=int, default=5, help="masked LMs: candidates per [MASK]")
     gen.set_defaults(func=cmd_generate)
 
     export = sub.add_parser("export", help="export a run's model: SavedModel for TF Serving, or HF format")

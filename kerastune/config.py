@@ -44,6 +44,7 @@ class BaseConfig:
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 DISTRIBUTIONS = ("none",)
+SAMPLERS = ("greedy", "sample", "top_k", "top_p", "beam", "eps_greedy")  # see generation/samplers.py
 
 
 def _field_types(cls) -> dict:

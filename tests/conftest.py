@@ -56,3 +56,52 @@ def write_hf_t5(path, proto, seed=0, train_steps=0, copy_words=(1, 6), **config)
     model.save_pretrained(path)
     Path(path, "spiece.model").write_bytes(proto)
     return model
+
+
+@pytest.fixture(scope="session")
+def product_texts():
+    from make_products_sample import make_rows
+
+    return [r["product_description"] for r in make_rows(300, seed=5) if r["product_description"]]
+
+
+def write_hf_gpt2(path, texts, vocab_size=400, seed=0, train_steps=0, **config):
+    """A transformers GPT2LMHeadModel saved with `save_pretrained`, plus `vocab.json` / `merges.txt`.
+
+    `train_steps` of next-token training on single sentences ending in
+    `<|endoftext|>` give peaked distributions and outputs that stop at
+    different steps, which generation parity needs.
+    """
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from kerastune.models.gpt2.tokenizer import train_byte_level_bpe, write_vocabulary
+
+    vocabulary, merges = train_byte_level_bpe(texts, vocab_size)
+    write_vocabulary(vocabulary, merges, path)
+    torch.manual_seed(seed)
+    settings = dict(n_positions=128, n_embd=64, n_layer=2, n_head=4, bos_token_id=0, eos_token_id=0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(vocabulary), **{**settings, **config}))
+    model.config.save_pretrained(path)  # AutoTokenizer reads model_type from config.json
+    if train_steps:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        sentences = [s.strip() + "." for t in texts for s in t.split(".") if s.strip()]
+        optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+        for step in range(train_steps):
+            ids = tokenizer(sentences[step % len(sentences)])["input_ids"] + [0]
+            batch = torch.tensor([ids])
+            model(batch, labels=batch).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    model.eval()
+    model.save_pretrained(path)
+    return model
+
+
+@pytest.fixture(scope="session")
+def hf_gpt2(tmp_path_factory, product_texts):
+    """(directory, transformers model) of a briefly trained tiny GPT-2."""
+    path = tmp_path_factory.mktemp("hf_gpt2")
+    return path, write_hf_gpt2(path, product_texts, train_steps=120)

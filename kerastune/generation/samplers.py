@@ -9,9 +9,8 @@ seed notebook's decoder, batched and compiled.
 import keras_hub
 from keras import ops, random
 
+from kerastune.config import SAMPLERS
 from kerastune.errors import KerastuneError
-
-SAMPLERS = ("greedy", "sample", "top_k", "top_p", "beam", "eps_greedy")
 
 
 class EpsilonGreedySampler(keras_hub.samplers.Sampler):

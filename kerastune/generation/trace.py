@@ -14,6 +14,7 @@ from keras import ops
 def trace(generator, prompt: str, top_n=5) -> pd.DataFrame:
     """One row per generated token: `step`, `input` (text so far), the chosen `token`, its
     `probability` and `rank`, and `Choice #1..top_n` as "token (probability)" like the notebook.
+    The generated text is in `table.attrs["text"]`.
     """
     [(prompt_ids, new)] = generator.generate_ids([prompt], batch_size=1)
     ids = np.asarray([prompt_ids + new], "int32")
@@ -34,5 +35,7 @@ def trace(generator, prompt: str, top_n=5) -> pd.DataFrame:
         for k, candidate in enumerate(best):
             row[f"Choice #{k + 1}"] = f"{generator.decode([int(candidate)])} ({p[candidate]:.4f})"
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table.attrs["text"] = generator.decode(prompt_ids + [t for t in new if t != generator.eos_id])
+    return table
 

@@ -1,0 +1,85 @@
+"""Same weights, same logits and the same greedy and beam outputs: kerastune's GPT-2 against transformers."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import write_hf_gpt2
+from transformers import AutoTokenizer
+
+import kerastune
+from kerastune.errors import KerastuneError
+from kerastune.generation.causal import CausalLMGenerator
+
+PROMPTS = ["Esta mochila", "La nueva lámpara de escritorio de Casa Nova es", "Resiste"]
+
+
+def hf_continuation(model, tokenizer, prompt, max_new_tokens, num_beams):
+    ids = torch.tensor([tokenizer(prompt)["input_ids"]])
+    with torch.no_grad():
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                             num_beams=num_beams, do_sample=False, pad_token_id=0)
+    new = out[0, ids.shape[1] :].tolist()
+    return new[: new.index(0) + 1] if 0 in new else new
+
+
+def test_logits_match_transformers_on_random_weights(tmp_path, product_texts):
+    reference = write_hf_gpt2(tmp_path, product_texts, seed=1)
+    model = kerastune.load_model(str(tmp_path))
+    assert type(model).__name__ == "GPT2CausalLM"
+    ids = np.random.RandomState(0).randint(1, 300, size=(2, 24)).astype("int32")
+    mask = np.ones_like(ids)
+    mask[1, 17:] = 0  # a right-padded row: only its real positions are compared
+    with torch.no_grad():
+        expected = reference(torch.tensor(ids, dtype=torch.long), attention_mask=torch.tensor(mask)).logits.numpy()
+    logits = np.asarray(model({"token_ids": ids, "padding_mask": mask}))
+    assert np.abs(logits - expected)[mask.astype(bool)].max() <= 1e-4
+
+    # The run's saved model/ reloads with the same weights and the same tokenizer settings.
+    model.save_to_preset(str(tmp_path / "preset"))
+    again = kerastune.load_model(str(tmp_path / "preset"))
+    assert np.abs(np.asarray(again({"token_ids": ids, "padding_mask": mask})) - logits).max() == 0
+    assert again.preprocessor.add_start_token is False
+
+
+def test_tokenizer_matches_transformers(tmp_path, hf_gpt2):
+    path, _ = hf_gpt2
+    theirs = AutoTokenizer.from_pretrained(str(path))
+    text = "La playera negra, año 2024: ¡cálida!  ñandú €\nnueva línea"
+    ours = kerastune.load_model(str(path)).preprocessor.tokenizer
+    assert [int(t) for t in np.asarray(ours(text))] == theirs(text)["input_ids"]
+    # transformers 5 saves tokenizer.json only; the vocabulary and merges are read from it.
+    theirs.save_pretrained(str(tmp_path))
+    (tmp_path / "config.json").write_text((path / "config.json").read_text())
+    (tmp_path / "model.safetensors").write_bytes((path / "model.safetensors").read_bytes())
+    assert not (tmp_path / "vocab.json").exists()
+    from_json = kerastune.load_model(str(tmp_path)).preprocessor.tokenizer
+    assert [int(t) for t in np.asarray(from_json(text))] == theirs(text)["input_ids"]
+
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_greedy_and_beam_outputs_match_transformers(hf_gpt2, num_beams):
+    path, reference = hf_gpt2
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    model = kerastune.load_model(str(path))
+    generator = CausalLMGenerator(model, model.preprocessor.tokenizer, max_new_tokens=12, num_beams=num_beams)
+    ours = generator.generate_ids(PROMPTS)  # prompts of different lengths in one batch
+    expected = [hf_continuation(reference, tokenizer, p, 12, num_beams) for p in PROMPTS]
+    assert [new for _, new in ours] == expected
+    assert len({len(new) for new in expected}) > 1  # outputs of different lengths: stopping is tested too
+
+
+def test_unsupported_checkpoints_are_named(tmp_path, hf_gpt2):
+    path, _ = hf_gpt2
+    for name in ("vocab.json", "merges.txt", "model.safetensors"):
+        (tmp_path / name).write_bytes((path / name).read_bytes())
+    config = json.loads((path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "activation_function": "relu"}))
+    with pytest.raises(KerastuneError, match="activation_function"):
+        kerastune.load_model(str(tmp_path))
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "model.safetensors").unlink()
+    (tmp_path / "pytorch_model.bin").write_bytes(b"")
+    with pytest.raises(KerastuneError, match="pytorch_model.bin"):
+        kerastune.load_model(str(tmp_path))
