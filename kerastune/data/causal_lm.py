@@ -51,7 +51,8 @@ def _shift(ids, mask, multiple):
     extra = (multiple - length % multiple) % multiple
     ids = tf.pad(ids, [[0, 0], [0, extra]])
     mask = tf.pad(mask, [[0, 0], [0, extra]])
-    x = {"token_ids": ids[:, :-1], "padding_mask": mask[:, :-1]}
+    # An input position is real when its label is: a row's last token has nothing to predict.
+    x = {"token_ids": ids[:, :-1], "padding_mask": mask[:, 1:]}
     return x, ids[:, 1:], tf.cast(mask[:, 1:], tf.float32)
 
 
