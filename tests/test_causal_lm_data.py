@@ -1,6 +1,5 @@
 """Causal-LM examples: empty rows dropped, end tokens, packing, shifted labels with padding ignored."""
 
-import numpy as np
 import pytest
 
 from kerastune.data.causal_lm import causal_lm_dataset, drop_empty, make_examples
@@ -20,7 +19,7 @@ def test_each_text_ends_with_the_end_token_and_is_cut_at_max_length():
 
 def test_packing_joins_texts_with_the_end_token_into_full_blocks():
     blocks = make_examples([[5, 6], [7, 8, 9], [10]], EOS, max_length=4, pack=True)
-    assert blocks == [[5, 6, EOS, 7], [8, 9, EOS, 10], [EOS]][:2]  # a 1-token remainder has no label
+    assert blocks == [[5, 6, EOS, 7], [8, 9, EOS, 10]]  # the last block, [EOS] alone, has no label: dropped
     assert make_examples([[5, 6], [7]], EOS, max_length=3, pack=True) == [[5, 6, EOS], [7, EOS]]
     with pytest.raises(KerastuneError, match="max_length"):
         make_examples([[5]], EOS, max_length=1)
