@@ -106,12 +106,19 @@ def cmd_export(args):
             raise KerastuneError("export under the TensorFlow backend failed (see above)")
         return
     from kerastune.generation.cli import load_for_generation
+    from kerastune.models import model_kind
 
     model, settings = load_for_generation(args.model, args.num_beams, args.max_new_tokens)
     if args.format == "hf":
         from kerastune.export.hf_format import export_hf
 
         export_hf(model, args.out)
+    elif model_kind(model) == "causal_lm":
+        from kerastune.export.saved_model import export_causal_lm
+
+        if settings["num_beams"] > 1:
+            raise KerastuneError("the GPT-2 SavedModel decodes greedily; leave out --num-beams (or use 1)")
+        export_causal_lm(model, args.out, max_new_tokens=settings["max_new_tokens"])
     else:
         from kerastune.export.saved_model import export_seq2seq
 

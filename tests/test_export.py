@@ -138,3 +138,19 @@ def test_hf_round_trip_after_a_training_step(tmp_path, spiece_proto, config):
     tokenizer = AutoTokenizer.from_pretrained(str(tmp_path / "out"))
     ours = [list(np.asarray(t)) for t in model.preprocessor.tokenizer(PROMPTS)]
     assert [ids[:-1] for ids in tokenizer(PROMPTS).input_ids] == ours  # transformers appends </s>
+
+
+@TENSORFLOW_ONLY
+def test_gpt2_saved_model_continues_prompts_exactly_like_generate(hf_gpt2, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    kerastune.load_model(str(hf_gpt2[0])).save_to_preset(str(run_dir / "model"))
+    (run_dir / "config.toml").write_text("max_new_tokens = 10\n")
+    prompts = ["Esta mochila", "La nueva lámpara de escritorio de Casa Nova es", "Resiste", ""]
+    assert main(["export", str(run_dir), "--out", str(tmp_path / "export")]) == 0
+    assert main(["generate", str(run_dir), *prompts]) == 0
+    expected = [line[3:] for line in capsys.readouterr().out.splitlines() if line.startswith("-> ")]
+    served = subprocess.run([sys.executable, "-c", SERVE, str(tmp_path / "export"), json.dumps(prompts)],
+                            capture_output=True, text=True)
+    assert served.returncode == 0, served.stderr[-2000:]
+    texts = json.loads(served.stdout.strip().splitlines()[-1])
+    assert texts == expected and texts[1].startswith(prompts[1]) and len(set(texts)) == 4

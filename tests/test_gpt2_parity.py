@@ -83,3 +83,24 @@ def test_unsupported_checkpoints_are_named(tmp_path, hf_gpt2):
     (tmp_path / "pytorch_model.bin").write_bytes(b"")
     with pytest.raises(KerastuneError, match="pytorch_model.bin"):
         kerastune.load_model(str(tmp_path))
+
+
+def test_hf_export_round_trip_after_changing_weights(tmp_path, hf_gpt2):
+    from transformers import GPT2LMHeadModel
+
+    from kerastune.export.hf_format import export_hf
+
+    path, _ = hf_gpt2
+    model = kerastune.load_model(str(path))
+    layer = model.backbone.transformer_layers[1]
+    rng = np.random.RandomState(0)
+    for variable in (layer._self_attention_layer.key_dense.kernel, layer._self_attention_layer.value_dense.bias,
+                     layer._feedforward_output_dense.kernel, model.backbone.position_embedding.position_embeddings):
+        variable.assign(np.asarray(variable) + rng.normal(0, 0.05, variable.shape).astype("float32"))
+    export_hf(model, tmp_path / "hf")
+    theirs = GPT2LMHeadModel.from_pretrained(str(tmp_path / "hf")).eval()
+    ids = np.asarray([AutoTokenizer.from_pretrained(str(tmp_path / "hf"))(PROMPTS[1])["input_ids"]], "int32")
+    with torch.no_grad():
+        expected = theirs(torch.tensor(ids, dtype=torch.long)).logits.numpy()
+    ours = np.asarray(model({"token_ids": ids, "padding_mask": np.ones_like(ids)}))
+    assert np.abs(ours - expected).max() <= 1e-4

@@ -95,3 +95,24 @@ def test_mixed_bfloat16_trains_and_generates_and_float16_is_refused(news_rows, c
         keras.mixed_precision.set_global_policy("float32")
     assert main(["run", "instruction_tuning", "--set", "precision=mixed_float16"]) == 2
     assert "overflows in float16" in capsys.readouterr().err
+
+
+def test_best_metric_keeps_the_best_weights_and_a_fresh_run_forgets_the_old_best(tmp_path):
+    import json
+
+    import keras
+    import numpy as np
+
+    from kerastune.training.callbacks import BestMetric
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    best = BestMetric(tmp_path / "best.json", monitor="val_loss", mode="min", weights_path=tmp_path / "b.weights.h5")
+    best.set_model(model)
+    for epoch, loss in enumerate([3.0, 1.0, 2.0]):
+        model.layers[0].kernel.assign(np.full((2, 1), epoch, "float32"))
+        best.on_epoch_end(epoch, {"val_loss": loss})
+    assert json.loads((tmp_path / "best.json").read_text()) == {"monitor": "val_loss", "epoch": 2, "value": 1.0}
+    model.load_weights(str(tmp_path / "b.weights.h5"))
+    assert float(model.layers[0].kernel.numpy()[0, 0]) == 1.0
+    best.start_fresh()  # what `fit` calls when it does not resume: an old run's best must not win
+    assert not (tmp_path / "best.json").exists() and not (tmp_path / "b.weights.h5").exists()

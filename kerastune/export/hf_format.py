@@ -1,8 +1,8 @@
 """Hugging Face format export: `config.json`, `model.safetensors` and tokenizer files.
 
-transformers loads the directory with `T5ForConditionalGeneration.from_pretrained`
-and `AutoTokenizer.from_pretrained`, so a model fine-tuned in kerastune goes
-back to the PyTorch ecosystem unchanged.
+transformers loads the directory with `AutoModelForSeq2SeqLM` (T5) or
+`AutoModelForCausalLM` (GPT-2) and `AutoTokenizer.from_pretrained`, so a
+model fine-tuned in kerastune goes back to the PyTorch ecosystem unchanged.
 """
 
 import json
@@ -12,6 +12,8 @@ import numpy as np
 
 from kerastune.errors import KerastuneError
 from kerastune.models import model_kind
+from kerastune.models.gpt2 import convert as gpt2_convert
+from kerastune.models.gpt2.tokenizer import END_OF_TEXT, write_vocabulary
 from kerastune.models.t5.convert import backbone_to_hf_weights, hf_config
 
 
@@ -35,10 +37,12 @@ def _write_safetensors(path: Path, tensors: dict):
 
 
 def export_hf(model, out_dir) -> Path:
-    """Write a transformers-loadable T5 checkpoint directory."""
-    if model_kind(model) != "seq2seq":
-        raise KerastuneError(f"HF export supports seq2seq (T5) models so far; got {type(model).__name__}")
+    """Write a transformers-loadable T5 or GPT-2 checkpoint directory."""
     out_dir = Path(out_dir)
+    if model_kind(model) == "causal_lm" and type(model.backbone).__name__ == "GPT2Backbone":
+        return _export_gpt2(model, out_dir)
+    if model_kind(model) != "seq2seq":
+        raise KerastuneError(f"HF export supports T5 and GPT-2 models so far; got {type(model).__name__}")
     out_dir.mkdir(parents=True, exist_ok=True)
     backbone = model.backbone
     (out_dir / "config.json").write_text(json.dumps(hf_config(backbone), indent=2))
@@ -51,5 +55,19 @@ def export_hf(model, out_dir) -> Path:
     (out_dir / "tokenizer_config.json").write_text(json.dumps({
         "tokenizer_class": "T5Tokenizer", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>",
         "extra_ids": extra_ids, "model_max_length": 512,
+    }, indent=2))
+    return out_dir
+
+
+def _export_gpt2(model, out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = model.preprocessor.tokenizer
+    config = gpt2_convert.hf_config(model.backbone, int(tokenizer.end_token_id))
+    (out_dir / "config.json").write_text(json.dumps(config, indent=2))
+    _write_safetensors(out_dir / "model.safetensors", gpt2_convert.backbone_to_hf_weights(model.backbone))
+    write_vocabulary(tokenizer.vocabulary, tokenizer.merges, out_dir)
+    (out_dir / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "GPT2Tokenizer", "bos_token": END_OF_TEXT, "eos_token": END_OF_TEXT,
+        "unk_token": END_OF_TEXT, "model_max_length": config["n_positions"],
     }, indent=2))
     return out_dir

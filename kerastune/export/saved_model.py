@@ -7,6 +7,11 @@ A generative (T5) model gets two signatures:
 - `logits(prompts: string[batch], targets: string[batch]) -> {logits, encoder_token_ids,
   decoder_token_ids, decoder_padding_mask}`: the teacher-forced forward pass, for scoring.
 
+A causal LM (GPT-2) gets `serving_default(prompts) -> {text, token_ids, padding_mask}`:
+byte-level BPE tokenization, keras-hub's compiled generation loop with a
+greedy or sampling strategy, and detokenization; `text` is the prompt and its
+continuation, as `kerastune generate` prints it.
+
 Tokenization uses TensorFlow Text's SentencePiece op, which TF Serving's
 model server includes; a Python process that loads the export must
 `import tensorflow_text` (only to register the op) besides `tensorflow`.
@@ -83,5 +88,47 @@ def export_seq2seq(model, out_dir, max_new_tokens=32, num_beams=1, max_source_le
     archive.track(model)
     archive.add_endpoint("serving_default", serve, input_signature=[text])
     archive.add_endpoint("logits", logits, input_signature=[text, text])
+    archive.write_out(str(out_dir), verbose=False)
+    return out_dir
+
+
+def export_causal_lm(model, out_dir, max_new_tokens=32, **strategy):
+    """Write a TF-Serving SavedModel for a keras-hub GPT-2 `CausalLM` (TensorFlow backend).
+
+    `strategy`: `CausalLMGenerator`'s sampler settings (not beam search, which
+    needs prompts of one length per batch).
+    """
+    from kerastune.generation.causal import CausalLMGenerator
+
+    if keras.config.backend() != "tensorflow":
+        raise KerastuneError("SavedModel export runs on the TensorFlow backend (KERAS_BACKEND=tensorflow)")
+    tokenizer = model.preprocessor.tokenizer
+    generator = CausalLMGenerator(model, tokenizer, max_new_tokens=max_new_tokens, **strategy)
+    if generator.strategy == "beam":
+        raise KerastuneError("the GPT-2 SavedModel decodes greedily or by sampling; beam search is not exported")
+    end_id, filler = generator.eos_id, generator.filler_id
+    room = generator.max_positions - max_new_tokens
+
+    model.sampler = generator.sampler  # read by `generate_step` when the endpoint is traced
+
+    def serve(prompts):
+        pieces = tf.cast(tokenizer(prompts), tf.int32)[:, -room:]  # long prompts keep their last tokens
+        lengths = tf.cast(pieces.row_lengths(), tf.int32)
+        width = tf.reduce_max(lengths) + max_new_tokens
+        ids = pieces.to_tensor(default_value=filler)
+        ids = tf.pad(ids, [[0, 0], [0, width - tf.shape(ids)[1]]], constant_values=filler)
+        first = (tf.range(width)[None, :] == 0) & (lengths[:, None] == 0)
+        ids = tf.where(first, end_id, ids)  # an empty prompt starts from <|endoftext|>, as in generate
+        prompt_mask = tf.sequence_mask(tf.maximum(lengths, 1), width)
+        out = model.generate_step({"token_ids": ids, "padding_mask": prompt_mask}, stop_token_ids=(end_id,))
+        # The text: prompt + at most `max_new_tokens` new tokens, without <|endoftext|> (as `generate`).
+        within = tf.range(width)[None, :] < tf.maximum(lengths, 1)[:, None] + max_new_tokens
+        keep = out["padding_mask"] & tf.not_equal(out["token_ids"], end_id) & within
+        text = tf.reshape(tokenizer.detokenize(tf.ragged.boolean_mask(out["token_ids"], keep)), [-1])
+        return {"text": text, "token_ids": out["token_ids"], "padding_mask": tf.cast(keep, tf.int32)}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", serve, input_signature=[tf.TensorSpec([None], tf.string)])
     archive.write_out(str(out_dir), verbose=False)
     return out_dir

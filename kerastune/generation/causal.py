@@ -45,6 +45,7 @@ class CausalLMGenerator:
         self.length_penalty = length_penalty
         self.early_stopping = early_stopping
         self.eos_id = int(tokenizer.end_token_id)
+        self.filler_id = 1 if self.eos_id == 0 else 0  # unfilled positions must not hold the stop token
         self.max_positions = model.backbone.max_sequence_length
         if self.strategy == "beam":
             self._compiled_beam = compile_model_function(model, self.beam)
@@ -74,8 +75,7 @@ class CausalLMGenerator:
         """Continuations of one batch of prompts (any lengths) with the keras-hub sampler."""
         length = width + self.max_new_tokens
         # Unfilled positions must not hold the stop token, or keras-hub sees every row as finished.
-        filler = 1 if self.eos_id == 0 else 0
-        ids = np.full((len(pieces), length), filler, "int32")
+        ids = np.full((len(pieces), length), self.filler_id, "int32")
         mask = np.zeros((len(pieces), length), "bool")
         for i, p in enumerate(pieces):
             ids[i, : len(p)], mask[i, : len(p)] = p, True
@@ -160,9 +160,10 @@ class CausalLMGenerator:
         return outputs
 
     def generate(self, prompts, batch_size=8, progress=False) -> list[str]:
-        """Prompt + continuation as text (what transformers' `decode(generate(...)[0])` shows)."""
+        """Prompt + continuation as text, `<|endoftext|>` left out (transformers'
+        `decode(generate(...)[0], skip_special_tokens=True)`)."""
         results = self.generate_ids(list(prompts), batch_size, progress)
-        return [self.decode(prompt + [t for t in new if t != self.eos_id]) for prompt, new in results]
+        return [self.decode([t for t in prompt + new if t != self.eos_id]) for prompt, new in results]
 
 
 def _to_str(value) -> str:

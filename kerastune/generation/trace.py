@@ -36,6 +36,6 @@ def trace(generator, prompt: str, top_n=5) -> pd.DataFrame:
             row[f"Choice #{k + 1}"] = f"{generator.decode([int(candidate)])} ({p[candidate]:.4f})"
         rows.append(row)
     table = pd.DataFrame(rows)
-    table.attrs["text"] = generator.decode(prompt_ids + [t for t in new if t != generator.eos_id])
+    table.attrs["text"] = generator.decode([t for t in prompt_ids + new if t != generator.eos_id])
     return table
 

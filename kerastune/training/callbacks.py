@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import keras
@@ -48,6 +49,12 @@ class BestMetric(keras.callbacks.Callback):
         self.weights_path = weights_path
         self.better = (lambda a, b: a > b) if mode == "max" else (lambda a, b: a < b)
 
+    def start_fresh(self):
+        """Forget a previous run's best (called by `fit` when it does not resume)."""
+        self.path.unlink(missing_ok=True)
+        if self.weights_path:
+            Path(self.weights_path).unlink(missing_ok=True)
+
     def best(self) -> dict:
         return json.loads(self.path.read_text()) if self.path.is_file() else {}
 
@@ -57,8 +64,11 @@ class BestMetric(keras.callbacks.Callback):
             return
         best = self.best()
         if not best or self.better(float(value), best["value"]):
-            if self.weights_path:
-                self.model.save_weights(str(self.weights_path))
+            if self.weights_path:  # written aside, then renamed: a kill never leaves half a file
+                weights = Path(self.weights_path)
+                partial = weights.with_name("partial-" + weights.name)
+                self.model.save_weights(str(partial))
+                os.replace(partial, weights)
             self.path.write_text(json.dumps({"monitor": self.monitor, "epoch": epoch + 1, "value": float(value)}))
 
 

@@ -63,8 +63,11 @@ def fit(model, train_ds, *, epochs, run_dir, optimizer, callbacks=(), resume=Tru
             initial_epoch = state["epoch"]
             print(f"Resuming from {checkpoints[-1]} (epoch {initial_epoch} of {epochs} done)")
             _truncate_history(history_csv, initial_epoch)
-        elif history_csv.is_file():
-            history_csv.unlink()
+        else:
+            history_csv.unlink(missing_ok=True)
+            for callback in callbacks:
+                if hasattr(callback, "start_fresh"):
+                    callback.start_fresh()
         if initial_epoch < epochs:
             model.fit(
                 train_ds,
