@@ -59,21 +59,28 @@ class Config(BaseConfig):
     prompt: str = "Había una vez"
     max_new_tokens: int = 100
     eps: float = 0.2
+    decoders: list[str] = dataclasses.field(default_factory=lambda: [
+        "greedy", "sample_t0.5", "sample_t0.8_top_k50", "top_p0.92", "beam", "eps_greedy"])
     trace_steps: int = 15
     trace_top_n: int = 10
     tiny_vocab_size: int = 2000
 
 
 def strategies(config) -> dict:
-    """The notebook's decoders, by name: its greedy table, two temperatures, top-k, top-p, beam, eps-greedy."""
-    return {
+    """The notebook's decoders by name: greedy (its step table), two temperatures, top-k, top-p, beam,
+    eps-greedy. `config.decoders` picks which ones run."""
+    known = {
         "greedy": dict(sampler="greedy"),
-        "sample T=0.5": dict(sampler="sample", temperature=0.5),
-        "sample T=0.8 top-k 50": dict(sampler="sample", temperature=0.8, top_k=50),
-        "top-p 0.92": dict(sampler="sample", top_p=0.92),
-        "beam 4": dict(sampler="beam", num_beams=max(config.num_beams, 4)),
-        f"eps-greedy {config.eps}": dict(sampler="eps_greedy", eps=config.eps),
+        "sample_t0.5": dict(sampler="sample", temperature=0.5),
+        "sample_t0.8_top_k50": dict(sampler="sample", temperature=0.8, top_k=50),
+        "top_p0.92": dict(sampler="sample", top_p=0.92),
+        "beam": dict(sampler="beam", num_beams=max(config.num_beams, 4)),
+        "eps_greedy": dict(sampler="eps_greedy", eps=config.eps),
     }
+    unknown = [name for name in config.decoders if name not in known]
+    if unknown:
+        raise KerastuneError(f"unknown decoder(s) {', '.join(unknown)}; available: {', '.join(known)}")
+    return {name: known[name] for name in config.decoders}
 
 
 def read_texts(split, columns) -> list[str]:
@@ -86,8 +93,9 @@ def show_generations(generators, config, run_dir, when) -> dict:
     print(f"\nGenerations {when} training, prompt {config.prompt!r}:")
     texts = {}
     for name, generator in generators.items():
-        texts[name] = generator.generate([config.prompt])[0]
-        print(f"--- {name}\n{texts[name]}")
+        if name in config.decoders:
+            texts[name] = generator.generate([config.prompt])[0]
+            print(f"--- {name}\n{texts[name]}")
     table = trace(generators["greedy"], config.prompt, top_n=config.trace_top_n).head(config.trace_steps)
     table.to_csv(run_dir / f"trace_{when}.csv", index=False)
     print(f"\nStep table {when} training (greedy; trace_{when}.csv):")
@@ -97,6 +105,7 @@ def show_generations(generators, config, run_dir, when) -> dict:
 
 def main(config: Config) -> dict:
     started = time.time()
+    decoders = {"greedy": dict(sampler="greedy"), **strategies(config)}  # greedy also draws the step table
     set_seed(config.seed)
     set_precision(config.precision)
     run_dir = start_run(config)
@@ -134,7 +143,7 @@ def main(config: Config) -> dict:
 
     # Before: eval loss, perplexity, generations.
     generators = {name: CausalLMGenerator(model, tokenizer, max_new_tokens=config.max_new_tokens, seed=config.seed,
-                                          **settings) for name, settings in strategies(config).items()}
+                                          **settings) for name, settings in decoders.items()}
     loss_before = masked_cross_entropy(model, eval_ds)
     print(f"Eval loss before training: {loss_before:.4f} (perplexity {math.exp(loss_before):.2f})")
     before = show_generations(generators, config, run_dir, "before")

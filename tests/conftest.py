@@ -28,6 +28,23 @@ def spiece_proto(news_rows):
     return train_sentencepiece([PROMPT.format(text=r["text"]) for r in news_rows], vocab_size=500)
 
 
+def trained_hf_t5(request, proto, **kwargs):
+    """`write_hf_t5` with training, once per test session pair: the directory goes into pytest's cache,
+    keyed by the settings and the vocabulary, so the JAX pass reuses what the TensorFlow pass trained
+    (minutes of PyTorch training). Returns (directory, transformers model loaded from it)."""
+    import hashlib
+    import json
+
+    from transformers import T5ForConditionalGeneration
+
+    key = hashlib.sha256(json.dumps(kwargs, sort_keys=True).encode() + proto).hexdigest()[:16]
+    path = Path(request.config.cache.mkdir(f"hf_t5_{key}"))
+    if not (path / "done").is_file():
+        write_hf_t5(path, proto, **kwargs)
+        (path / "done").write_text("")
+    return path, T5ForConditionalGeneration.from_pretrained(str(path)).eval()
+
+
 def write_hf_t5(path, proto, seed=0, train_steps=0, copy_words=(1, 6), **config):
     """A transformers T5 saved with `save_pretrained`, plus `spiece.model`.
 

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 import torch
-from conftest import write_hf_t5
+from conftest import trained_hf_t5, write_hf_t5
 
 import kerastune
 from kerastune.cli import main
@@ -41,11 +41,11 @@ SERVE = textwrap.dedent("""
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, spiece_proto):
+def run_dir(request, tmp_path_factory, spiece_proto):
     """A run directory (config.toml + model/) holding a T5 that emits varied text."""
     root = tmp_path_factory.mktemp("export_run")
-    write_hf_t5(root / "hf", spiece_proto, seed=4, train_steps=150, copy_words=(3, 4))
-    kerastune.load_model(str(root / "hf")).save_to_preset(str(root / "run" / "model"))
+    hf_dir, _ = trained_hf_t5(request, spiece_proto, seed=4, train_steps=150, copy_words=[3, 4])
+    kerastune.load_model(str(hf_dir)).save_to_preset(str(root / "run" / "model"))
     (root / "run" / "config.toml").write_text("max_new_tokens = 10\nnum_beams = 1\nmax_source_length = 128\n")
     return root / "run"
 

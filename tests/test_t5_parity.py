@@ -8,7 +8,7 @@ greedy / beam-search tokens (identical).
 import numpy as np
 import pytest
 import torch
-from conftest import write_hf_t5
+from conftest import trained_hf_t5
 
 import kerastune
 from kerastune.generation.seq2seq import Seq2SeqGenerator
@@ -26,9 +26,8 @@ PROMPTS = [
 
 
 @pytest.fixture(scope="module", params=sorted(CONFIGS))
-def pair(request, tmp_path_factory, spiece_proto):
-    path = tmp_path_factory.mktemp(request.param)
-    reference = write_hf_t5(path, spiece_proto, seed=3, train_steps=100, **CONFIGS[request.param])
+def pair(request, spiece_proto):
+    path, reference = trained_hf_t5(request, spiece_proto, seed=3, train_steps=100, **CONFIGS[request.param])
     return reference, kerastune.load_model(str(path))
 
 
