@@ -85,3 +85,9 @@ def test_bad_settings_are_named():
         make_sampler("top_p", top_p=0)
     with pytest.raises(KerastuneError, match="eps"):
         make_sampler("eps_greedy", eps=1.5)
+
+
+def test_too_many_new_tokens_for_the_positions_is_named(model):
+    generator = CausalLMGenerator(model, model.preprocessor.tokenizer, max_new_tokens=200)  # 128 positions
+    with pytest.raises(KerastuneError, match="leaves no room"):
+        generator.generate(["Esta mochila"])

@@ -16,6 +16,7 @@ import numpy as np
 from keras import ops
 
 from kerastune.data.tf_dataset import bucket_boundaries
+from kerastune.errors import KerastuneError
 from kerastune.generation.samplers import make_sampler, resolve_sampler_name
 from kerastune.generation.search import beam_search
 from kerastune.runtime import compile_model_function
@@ -62,7 +63,8 @@ class CausalLMGenerator:
         """
         room = self.max_positions - self.max_new_tokens
         if room < 1:
-            raise ValueError(f"max_new_tokens {self.max_new_tokens} leaves no room in {self.max_positions} positions")
+            raise KerastuneError(
+                f"max_new_tokens {self.max_new_tokens} leaves no room for a prompt in {self.max_positions} positions")
         pieces = self.tokenizer(list(prompts))
         return [[int(t) for t in np.asarray(p)][-room:] or [self.eos_id] for p in pieces]
 
