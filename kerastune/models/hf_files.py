@@ -27,7 +27,7 @@ def read_config(path) -> dict:
     return json.loads(config_file.read_text())
 
 
-def _read_safetensors_file(file: Path) -> dict[str, np.ndarray]:
+def read_safetensors_file(file: Path) -> dict[str, np.ndarray]:
     """Read every tensor of a .safetensors file into float32-or-native numpy arrays.
 
     Written by hand (the format is a JSON header then raw bytes) so that
@@ -75,7 +75,7 @@ def read_safetensors(path) -> dict[str, np.ndarray]:
     """All weights of a checkpoint directory (single file or sharded with an index)."""
     tensors = {}
     for file in _safetensors_files(Path(path)):
-        tensors.update(_read_safetensors_file(file))
+        tensors.update(read_safetensors_file(file))
     return tensors
 
 
