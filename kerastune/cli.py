@@ -116,9 +116,7 @@ def cmd_export(args):
     elif model_kind(model) == "causal_lm":
         from kerastune.export.saved_model import export_causal_lm
 
-        if settings["num_beams"] > 1:
-            raise KerastuneError("the GPT-2 SavedModel decodes greedily; leave out --num-beams (or use 1)")
-        export_causal_lm(model, args.out, max_new_tokens=settings["max_new_tokens"])
+        export_causal_lm(model, args.out, max_new_tokens=settings["max_new_tokens"], num_beams=settings["num_beams"])
     else:
         from kerastune.export.saved_model import export_seq2seq
 

@@ -19,6 +19,7 @@ from kerastune.data.tf_dataset import bucket_boundaries
 from kerastune.errors import KerastuneError
 from kerastune.generation.samplers import make_sampler, resolve_sampler_name
 from kerastune.generation.search import beam_search
+from kerastune.generation.seq2seq import to_str
 from kerastune.runtime import compile_model_function
 
 
@@ -69,7 +70,7 @@ class CausalLMGenerator:
         return [[int(t) for t in np.asarray(p)][-room:] or [self.eos_id] for p in pieces]
 
     def decode(self, ids) -> str:
-        return _to_str(self.tokenizer.detokenize([list(ids)])[0]) if len(ids) else ""
+        return to_str(self.tokenizer.detokenize([list(ids)])[0]) if len(ids) else ""
 
     # ---- keras-hub samplers -----------------------------------------------------
 
@@ -167,7 +168,3 @@ class CausalLMGenerator:
         results = self.generate_ids(list(prompts), batch_size, progress)
         return [self.decode([t for t in prompt + new if t != self.eos_id]) for prompt, new in results]
 
-
-def _to_str(value) -> str:
-    value = np.asarray(value).item() if not isinstance(value, (str, bytes)) else value
-    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)

@@ -137,7 +137,7 @@ class Seq2SeqGenerator:
             if self.eos_id in row:
                 row = row[: row.index(self.eos_id)]
             row = [t for t in row if t != self.pad_id]
-            texts.append(_to_str(self.tokenizer.detokenize([row])[0]) if row else "")
+            texts.append(to_str(self.tokenizer.detokenize([row])[0]) if row else "")
         return texts
 
     def generate(self, prompts, batch_size=32, progress=False) -> list[str]:
@@ -164,6 +164,8 @@ class Seq2SeqGenerator:
         return outputs
 
 
-def _to_str(value) -> str:
+def to_str(value) -> str:
+    """A detokenizer's output (str, bytes or a scalar tensor) as str; a byte-level BPE piece may be
+    partial UTF-8, shown as U+FFFD as transformers does."""
     value = np.asarray(value).item() if not isinstance(value, (str, bytes)) else value
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)

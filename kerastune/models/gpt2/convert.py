@@ -26,7 +26,7 @@ SUPPORTED = {
 }
 
 
-def check_config(config: dict, path):
+def check_config(config: dict, path, weight_names: set):
     if config.get("model_type") != "gpt2":
         raise KerastuneError(f"{path} is not a GPT-2 checkpoint (model_type {config.get('model_type')!r})")
     for key, allowed in SUPPORTED.items():
@@ -34,15 +34,14 @@ def check_config(config: dict, path):
             raise KerastuneError(f"{path}: keras-hub's GPT-2 needs {key} in {allowed}, got {config[key]!r}")
     if config.get("n_inner") not in (None, 4 * config["n_embd"]):
         raise KerastuneError(f"{path}: keras-hub's GPT-2 needs n_inner = 4 * n_embd, got {config['n_inner']}")
-    if config.get("tie_word_embeddings", True) is False and "lm_head.weight" in read_safetensors_names(path):
+    if config.get("tie_word_embeddings", True) is False and "lm_head.weight" in weight_names:
         raise KerastuneError(f"{path}: keras-hub's GPT-2 ties the LM head to the embeddings; this one is untied")
 
 
 def load_gpt2(path, config: dict, sequence_length=512):
     """A `GPT2CausalLM` with its preprocessor (no start token: transformers adds none)."""
     path = Path(path)
-    check_config(config, path)
-    read_safetensors_names(path)  # a clear error if only pytorch_model.bin is there
+    check_config(config, path, read_safetensors_names(path))  # also: a clear error if only pytorch_model.bin
     backbone = keras_hub.models.GPT2Backbone.from_preset(str(path))
     tokenizer = gpt2_tokenizer(*read_vocabulary(path))
     return causal_lm(backbone, tokenizer, sequence_length)
