@@ -1,16 +1,18 @@
 """`load_model(id_or_path)`: one entry point for every place a model can come from.
 
-- `tiny-t5`, `tiny-gpt2`, `tiny-distilbert`: small random models with a
-  vocabulary trained on `texts`.
+- `tiny-t5`, `tiny-gpt2`, `tiny-distilbert`, `tiny-roberta`: small random
+  models with a vocabulary trained on `texts`.
 - a local Hugging Face directory (`config.json` with `model_type`): T5 goes
   through kerastune's converter, GPT-2 through keras-hub's plus kerastune's
-  checks and tokenizer, other architectures through keras-hub's.
+  checks and tokenizer, DistilBERT masked LMs and RoBERTa sequence
+  classifiers through keras-hub's plus their heads, others through keras-hub's.
 - a local Keras preset directory (`metadata.json`, e.g. a run's `model/`).
 - `hf://org/name` or `org/name`: downloaded with huggingface_hub, then as above.
 - a keras-hub preset name or `kaggle://` handle: passed to keras-hub.
 """
 
 import inspect
+import json
 import re
 from pathlib import Path
 
@@ -22,10 +24,15 @@ from kerastune.models.distilbert.tiny import tiny_distilbert
 from kerastune.models.gpt2.convert import load_gpt2
 from kerastune.models.gpt2.tiny import tiny_gpt2
 from kerastune.models.hf_files import download, read_config
+from kerastune.models.labels import read_labels, set_labels
+from kerastune.models.roberta.convert import load_roberta_classifier
+from kerastune.models.roberta.tiny import tiny_roberta
 from kerastune.models.t5.convert import load_t5
 from kerastune.models.t5.tiny import tiny_t5
 
-TINY_MODELS = {"tiny-t5": tiny_t5, "tiny-gpt2": tiny_gpt2, "tiny-distilbert": tiny_distilbert}
+TINY_MODELS = {
+    "tiny-t5": tiny_t5, "tiny-gpt2": tiny_gpt2, "tiny-distilbert": tiny_distilbert, "tiny-roberta": tiny_roberta,
+}
 
 # Task classes tried, in order, for Keras presets and keras-hub converters.
 TASK_CLASSES = ("Seq2SeqLM", "CausalLM", "MaskedLM", "TextClassifier")
@@ -87,18 +94,25 @@ def _load_directory(path: Path, **kwargs):
         return _call(load_gpt2, path=path, config=config, **kwargs)
     if model_type == "distilbert" and "DistilBertForMaskedLM" in config.get("architectures", []):
         return _call(load_distilbert_masked_lm, path=path, **kwargs)
+    if model_type == "roberta" and "RobertaForSequenceClassification" in config.get("architectures", []):
+        return _call(load_roberta_classifier, path=path, config=config, **kwargs)
     if model_type is None:
         raise KerastuneError(f"{path}/config.json has no model_type; is it a Hugging Face checkpoint?")
     return _load_keras_preset(str(path))  # keras-hub's own HF converters (gpt2, distilbert, ...)
 
 
 def _load_keras_preset(handle: str):
+    """A saved task (a run's `model/`, with task.json) as its own class; otherwise try each task class."""
+    task_file = Path(handle) / "task.json"
+    saved_task = json.loads(task_file.read_text()).get("class_name") if task_file.is_file() else None
     errors = []
-    for cls_name in TASK_CLASSES:
+    for cls_name in (saved_task,) if hasattr(keras_hub.models, saved_task or "") else TASK_CLASSES:
         try:
             model = getattr(keras_hub.models, cls_name).from_preset(handle)
             if isinstance(model, keras_hub.models.DistilBertMaskedLM):
                 match_head_epsilon(model)
+            if isinstance(model, keras_hub.models.TextClassifier) and Path(handle).is_dir():
+                set_labels(model, read_labels(handle))
             return model
         except Exception as e:  # wrong task class for this backbone: try the next
             errors.append(f"{cls_name}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
@@ -115,6 +129,7 @@ def model_kind(model) -> str:
 
 KIND_NAMES = {
     "seq2seq": "a seq2seq (T5) model", "causal_lm": "a causal LM (GPT-2)", "masked_lm": "a masked LM (DistilBERT)",
+    "classifier": "a text classifier (RoBERTa)",
 }
 
 

@@ -39,16 +39,18 @@ def gpt2_tokenizer(vocabulary: dict, merges: list[str]):
     return keras_hub.models.GPT2Tokenizer(vocabulary=vocabulary, merges=merges)
 
 
-def train_byte_level_bpe(texts, vocab_size=2000) -> tuple[dict, list[str]]:
-    """A GPT-2-style vocabulary (256 byte symbols + merges, `<|endoftext|>` = 0) trained on `texts`.
+def train_byte_level_bpe(texts, vocab_size=2000, special_tokens=(END_OF_TEXT,)) -> tuple[dict, list[str]]:
+    """A GPT-2-style vocabulary (special tokens first, 256 byte symbols, merges) trained on `texts`.
 
-    Deterministic for the same texts, so a resumed run rebuilds the same ids.
+    GPT-2's special token is `<|endoftext|>` = 0; RoBERTa, which uses the same
+    byte-level BPE, passes its own. Deterministic for the same texts, so a
+    resumed run rebuilds the same ids.
     """
     from tokenizers import ByteLevelBPETokenizer
 
     texts = [t for t in texts if t and t.strip()] or ["a tiny model for tests and demos"]
     trainer = ByteLevelBPETokenizer()
-    trainer.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, special_tokens=[END_OF_TEXT],
+    trainer.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, special_tokens=list(special_tokens),
                                 show_progress=False)
     saved = json.loads(trainer.to_str())["model"]
     merges = [m if isinstance(m, str) else " ".join(m) for m in saved["merges"]]

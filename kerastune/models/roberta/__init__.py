@@ -1,0 +1,1 @@
+"""RoBERTa sequence classifiers (the PPO reward model): HF conversion and `tiny-roberta`."""
