@@ -1,4 +1,4 @@
-"""Same weights, same logits: kerastune's RoBERTa reward model against transformers' RobertaForSequenceClassification."""
+"""Same weights, same logits: the RoBERTa reward model against transformers RobertaForSequenceClassification."""
 
 import numpy as np
 import pytest
