@@ -72,3 +72,24 @@ def compile_model_function(model, fn):
 
         return call
     return fn
+
+
+def stateless_uniform(shape, seed, index):
+    """Uniform [0, 1) noise that is a pure function of (`seed`, an int32 pair, and `index`).
+
+    Inside a compiled loop a Keras `SeedGenerator` would be state the loop
+    must carry; folding the step index into a seed passed as an input gives
+    fresh, reproducible noise at every step on TensorFlow and JAX.
+    """
+    name = backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        step_seed = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int32), tf.cast(index, tf.int32))
+        return tf.random.stateless_uniform(shape, seed=step_seed, dtype=tf.float32)
+    if name == "jax":
+        import jax
+
+        key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(0), seed[0]), seed[1])
+        return jax.random.uniform(jax.random.fold_in(key, index), shape, dtype="float32")
+    return keras.random.uniform(shape)

@@ -1,4 +1,4 @@
-"""Greedy and beam search as `keras.ops` while-loops: one compilable function per search.
+"""Greedy, beam and sampling search as `keras.ops` while-loops: one compilable function per search.
 
 Both mirror transformers' `generate` token for token: greedy stops a row at
 `</s>` and pads after it; beam search is transformers 5's vectorised
@@ -130,3 +130,48 @@ def _could_improve(running_scores, finished_scores, finished, cur_len, max_new_t
     best_running = running_scores[:, :1] / best_length**length_penalty
     worst_done = ops.where(finished, ops.min(finished_scores, axis=1, keepdims=True), NEG_INF)
     return ops.any(best_running > worst_done, axis=-1, keepdims=True)
+
+
+def sample_search(prefill, step, encoder_ids, encoder_mask, max_new_tokens, eos_id, pad_id, row_limits,
+                  min_new_tokens, seed, uniform):
+    """(ids (batch, max_new_tokens), lengths): tokens drawn from softmax(logits), as transformers'
+    `do_sample` with top_k 0 and top_p 1. `lengths` counts each row's tokens (with its `</s>`): a
+    draw may be the pad id, so the ids alone do not say where a row ends.
+
+    Row r stops at `</s>` or after `row_limits[r]` tokens (the PPO length
+    sampler's per-sample `max_new_tokens`); `</s>` cannot be drawn before
+    `min_new_tokens` tokens (transformers' `min_length` counts the decoder
+    start token, so min_length 5 is 4 new tokens). Draws use the Gumbel-max
+    trick on `uniform(shape, seed, step)` noise.
+    """
+    log_probs, state = prefill(encoder_ids, encoder_mask)
+    batch = ops.shape(encoder_ids)[0]
+    rows = ops.arange(batch, dtype="int32")
+    positions = ops.arange(max_new_tokens, dtype="int32")[None, :]
+    vocabulary = ops.shape(log_probs)[-1]
+    is_eos = ops.arange(vocabulary, dtype="int32")[None, :] == eos_id
+
+    def draw(log_probs, i):
+        log_probs = ops.where(ops.logical_and(is_eos, i < min_new_tokens), NEG_INF, log_probs)
+        noise = uniform(ops.shape(log_probs), seed, i)
+        gumbel = -ops.log(-ops.log(ops.clip(noise, 1e-20, 1.0 - 1e-7)))
+        return ops.cast(ops.argmax(log_probs + gumbel, axis=-1), "int32")
+
+    def cond(i, token, done, out, lengths, state):
+        return ops.logical_and(i < max_new_tokens, ops.logical_not(ops.all(done)))
+
+    def body(i, token, done, out, lengths, state):
+        done = ops.logical_or(done, i >= row_limits)
+        token = ops.where(done, pad_id, token)
+        out = ops.where(positions == i, token[:, None], out)
+        lengths = lengths + ops.cast(ops.logical_not(done), "int32")
+        done = ops.logical_or(done, token == eos_id)
+        log_probs, state = step(token, rows, i + 1, state)
+        return i + 1, draw(log_probs, i + 1), done, out, lengths, state
+
+    out = ops.full((batch, max_new_tokens), pad_id, dtype="int32")
+    done = ops.zeros((batch,), dtype="bool")
+    lengths = ops.zeros((batch,), dtype="int32")
+    start = ops.convert_to_tensor(0, "int32")
+    loop = ops.while_loop(cond, body, (start, draw(log_probs, start), done, out, lengths, state))
+    return loop[3], loop[4]

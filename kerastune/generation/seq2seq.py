@@ -1,4 +1,4 @@
-"""Batched greedy and beam-search generation for keras-hub's `T5Seq2SeqLM`.
+"""Batched greedy, beam-search and sampled generation for keras-hub's `T5Seq2SeqLM`.
 
 Mirrors transformers' `generate` token for token (see `search.py`). The
 whole search (encoder, cached decoder steps, beam bookkeeping) is one
@@ -14,8 +14,8 @@ import numpy as np
 from keras import ops
 
 from kerastune.data.tf_dataset import bucket_boundaries
-from kerastune.generation.search import beam_search, greedy_search
-from kerastune.runtime import compile_model_function
+from kerastune.generation.search import beam_search, greedy_search, sample_search
+from kerastune.runtime import compile_model_function, stateless_uniform
 
 
 class Seq2SeqGenerator:
@@ -29,6 +29,7 @@ class Seq2SeqGenerator:
         num_beams: 1 for greedy, more for beam search.
         length_penalty, early_stopping: as in transformers.
         max_source_length: prompts are truncated to this many tokens.
+        min_new_tokens: sampling only: `</s>` is not drawn before this many tokens.
     """
 
     def __init__(
@@ -40,6 +41,7 @@ class Seq2SeqGenerator:
         length_penalty=1.0,
         early_stopping=True,
         max_source_length=512,
+        min_new_tokens=0,
     ):
         self.model = model
         self.tokenizer = tokenizer
@@ -50,7 +52,9 @@ class Seq2SeqGenerator:
         self.max_source_length = max_source_length
         self.pad_id = tokenizer.pad_token_id
         self.eos_id = tokenizer.end_token_id
+        self.min_new_tokens = min_new_tokens
         self._compiled_search = compile_model_function(model, self.search)
+        self._compiled_sample = compile_model_function(model, self.sample)
 
     # ---- model work: prefill and one decoder step -------------------------------
 
@@ -104,6 +108,24 @@ class Seq2SeqGenerator:
             length_penalty=self.length_penalty, early_stopping=self.early_stopping, **common,
         )
 
+    def sample(self, encoder_ids, encoder_mask, row_limits, seed):
+        """Multinomial sampling as one traceable function: (ids, lengths); see `sample_search`."""
+        return sample_search(
+            self.prefill, self.step, encoder_ids, encoder_mask, max_new_tokens=self.max_new_tokens,
+            eos_id=self.eos_id, pad_id=self.pad_id, row_limits=row_limits, min_new_tokens=self.min_new_tokens,
+            seed=seed, uniform=stateless_uniform,
+        )
+
+    def sample_ids(self, encoder_ids, encoder_mask, row_limits, seed) -> tuple[np.ndarray, np.ndarray]:
+        """(ids (batch, max_new_tokens), lengths): row r has at most row_limits[r] tokens; `seed` is two ints."""
+        ids, lengths = self._compiled_sample(
+            ops.convert_to_tensor(np.asarray(encoder_ids, "int32")),
+            ops.convert_to_tensor(np.asarray(encoder_mask, "int32")),
+            ops.convert_to_tensor(np.asarray(row_limits, "int32")),
+            ops.convert_to_tensor(np.asarray(seed, "int32")),
+        )
+        return np.asarray(ops.convert_to_numpy(ids)), np.asarray(ops.convert_to_numpy(lengths))
+
     def generate_ids(self, encoder_ids, encoder_mask) -> np.ndarray:
         """Generated ids (batch, max_new_tokens), after the start token, `pad` after `</s>`."""
         ids = self._compiled_search(
@@ -132,8 +154,8 @@ class Seq2SeqGenerator:
 
     def decode(self, ids) -> list[str]:
         texts = []
-        for row in np.asarray(ids):
-            row = list(row)
+        for row in ids:  # a matrix, or lists of different lengths
+            row = [int(t) for t in row]
             if self.eos_id in row:
                 row = row[: row.index(self.eos_id)]
             row = [t for t in row if t != self.pad_id]

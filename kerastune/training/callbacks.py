@@ -80,8 +80,11 @@ def read_history(path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def plot_history(history_csv, out_dir) -> list[Path]:
-    """One PNG per metric (train and `val_` curves together) from history.csv."""
+def plot_history(history_csv, out_dir, names=None) -> list[Path]:
+    """One PNG per metric (train and `val_` curves together) from history.csv, by epoch or by PPO step.
+
+    `names` picks metrics (default: all); a `/` in a name (PPO's `objective/kl`) becomes `_` in the file name.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -92,21 +95,22 @@ def plot_history(history_csv, out_dir) -> list[Path]:
         return []
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    epochs = [int(r["epoch"]) + 1 for r in rows]
-    names = sorted({k.removeprefix("val_") for k in rows[0] if k not in ("epoch", "learning_rate")})
+    x_name = "epoch" if "epoch" in rows[0] else "step"
+    xs = [int(r[x_name]) + (x_name == "epoch") for r in rows]  # epochs are stored 0-based, steps 1-based
+    names = names or sorted({k.removeprefix("val_") for k in rows[0] if k not in ("epoch", "step", "learning_rate")})
     written = []
     for name in names:
         fig, ax = plt.subplots(figsize=(6, 4))
         for key, label in ((name, "train"), ("val_" + name, "validation")):
             values = [float(r[key]) for r in rows if r.get(key) not in (None, "")]
-            if len(values) == len(epochs):
-                ax.plot(epochs, values, marker="o", label=label)
-        ax.set_xlabel("epoch")
+            if len(values) == len(xs):
+                ax.plot(xs, values, marker="o", label=label)
+        ax.set_xlabel(x_name)
         ax.set_ylabel(name)
         ax.set_title(name)
         ax.legend()
         ax.grid(alpha=0.3)
-        path = out_dir / f"{name}.png"
+        path = out_dir / f"{name.replace('/', '_')}.png"
         fig.tight_layout()
         fig.savefig(path, dpi=100)
         plt.close(fig)

@@ -1,0 +1,99 @@
+"""The notebook's PPO loop, sturdier: batched rollouts, per-step logs, checkpoints and resume.
+
+Each step takes the next batch of prompts (shuffled once per pass, full
+batches only, like trl's dataloader), samples responses for the whole batch
+in one compiled call, scores `query + response` with the reward function,
+and runs one `PPOTrainer.step`. Every step appends trl's statistics to
+history.csv, writes them to TensorBoard and saves a checkpoint, so an
+interrupted run resumes at the step after the last one it finished.
+"""
+
+import csv
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from kerastune.errors import KerastuneError
+from kerastune.training.callbacks import read_history
+
+PROGRESS_STATS = ("objective/kl", "ppo/mean_scores", "ppo/returns/mean", "ppo/policy/advantages_mean")
+
+
+def batch_indices(step, n_queries, batch_size, seed) -> np.ndarray:
+    """The prompts of step `step`: pass p = step // batches_per_pass uses its own fixed shuffle."""
+    per_pass = n_queries // batch_size
+    if per_pass == 0:
+        raise KerastuneError(f"PPO needs at least batch_size={batch_size} prompts, got {n_queries}")
+    order = np.random.default_rng([seed, step // per_pass]).permutation(n_queries)
+    first = (step % per_pass) * batch_size
+    return order[first:first + batch_size]
+
+
+def run_ppo(trainer, queries, score_fn, steps, run_dir, resume=True, seed=0, verbose=True) -> list[dict]:
+    """Run PPO steps up to `steps`; returns one stats row per step (resumed rows included).
+
+    `score_fn(query_texts, response_texts) -> scores` is the reward model.
+    """
+    run_dir = Path(run_dir)
+    checkpoint, history_csv = run_dir / "checkpoints" / "ppo", run_dir / "history.csv"
+    rows = []
+    if resume and (checkpoint / "state.json").is_file():
+        trainer.load_state(checkpoint)
+        rows = [{k: float(v) for k, v in r.items()} for r in read_history(history_csv)][:trainer.steps_done]
+        _write_rows(history_csv, rows)
+        print(f"resuming PPO after step {trainer.steps_done} of {steps} from {checkpoint}")
+    else:
+        shutil.rmtree(checkpoint, ignore_errors=True)
+        history_csv.unlink(missing_ok=True)
+    query_ids = trainer.encode(queries)
+    writer = _tensorboard_writer(run_dir / "tensorboard" / "ppo")
+    bar = keras.utils.Progbar(steps, unit_name="step", stateful_metrics=PROGRESS_STATS) if verbose else None
+    if bar and rows:
+        bar.update(len(rows))
+    for step in range(trainer.steps_done, steps):
+        chosen = batch_indices(step, len(queries), trainer.batch_size, seed)
+        batch_ids = [query_ids[i] for i in chosen]
+        responses = trainer.generate(batch_ids)
+        scores = score_fn([queries[i] for i in chosen], trainer.decode(responses))
+        stats = trainer.step(batch_ids, responses, scores)
+        row = {"step": step + 1, **stats}
+        rows.append(row)
+        _append_row(history_csv, row)
+        _log_scalars(writer, row)
+        trainer.save_state(checkpoint)
+        if bar:
+            bar.update(step + 1, values=[(name, stats[name]) for name in PROGRESS_STATS])
+    return rows
+
+
+def _append_row(path, row):
+    new = not path.is_file()
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def _write_rows(path, rows):
+    path.unlink(missing_ok=True)
+    for row in rows:
+        _append_row(path, row)
+
+
+def _tensorboard_writer(log_dir):
+    import tensorflow as tf
+
+    return tf.summary.create_file_writer(str(log_dir))
+
+
+def _log_scalars(writer, row):
+    import tensorflow as tf
+
+    with writer.as_default():
+        for name, value in row.items():
+            if name != "step":
+                tf.summary.scalar(name, value, step=int(row["step"]))
+    writer.flush()

@@ -1,0 +1,190 @@
+"""One PPO step as trl 0.11's `PPOTrainer.step`, with Keras doing the update.
+
+A step takes a batch of queries, the responses the policy sampled for them
+and one score per response, then:
+1. log-probs and values of the responses under the policy, and log-probs
+   under the reference = the same model with its LoRA adapters off (no
+   second copy of the weights), each one compiled forward pass;
+2. KL-penalised per-token rewards, GAE advantages (whitened) and returns;
+3. `ppo_epochs` passes over shuffled minibatches, each one
+   `policy.train_on_batch` (clipped policy + value loss, Adam);
+4. the adaptive KL coefficient moves towards the KL target.
+It returns trl's statistics under trl's names.
+"""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from kerastune.data.tf_dataset import bucket_boundaries
+from kerastune.errors import KerastuneError
+from kerastune.generation.seq2seq import Seq2SeqGenerator
+from kerastune.models.lora import adapters_disabled
+from kerastune.rl.ppo_math import (
+    AdaptiveKLController,
+    FixedKLController,
+    gae_advantages,
+    kl_penalized_rewards,
+    masked_mean,
+)
+from kerastune.runtime import compile_model_function
+
+
+class LengthSampler:
+    """Per-sample `max_new_tokens`, uniform over [min_value, max_value) like trl's `LengthSampler`."""
+
+    def __init__(self, min_value, max_value, rng):
+        if not 0 < min_value < max_value:
+            raise KerastuneError(f"output lengths need 0 < min < max, got {min_value}..{max_value}")
+        self.min_value, self.max_value, self.rng = min_value, max_value, rng
+
+    def __call__(self, n) -> np.ndarray:
+        return self.rng.integers(self.min_value, self.max_value, size=n)
+
+
+def _width(longest, limit):
+    """The padded width for a batch: the next length-bucket edge, so few shapes compile."""
+    return next(e - 1 for e in bucket_boundaries(limit) if e > longest)
+
+
+class PPOTrainer:
+    def __init__(self, policy, tokenizer, *, learning_rate=1.41e-5, batch_size=16, mini_batch_size=4, ppo_epochs=1,
+                 init_kl_coef=0.2, adaptive_kl=True, kl_target=6.0, kl_horizon=10000, gamma=1.0, lam=0.95,
+                 output_min_length=100, output_max_length=400, min_length=5, max_source_length=512, seed=0):
+        if batch_size % mini_batch_size:
+            raise KerastuneError(f"batch_size {batch_size} is not a multiple of mini_batch_size {mini_batch_size}")
+        self.policy, self.tokenizer = policy, tokenizer
+        self.batch_size, self.mini_batch_size, self.ppo_epochs = batch_size, mini_batch_size, ppo_epochs
+        self.gamma, self.lam = gamma, lam
+        self.max_source_length, self.max_new_tokens = max_source_length, output_max_length
+        self.kl_ctl = (AdaptiveKLController(init_kl_coef, kl_target, kl_horizon) if adaptive_kl
+                       else FixedKLController(init_kl_coef))
+        self.rng = np.random.default_rng(seed)
+        self.length_sampler = LengthSampler(output_min_length, output_max_length, self.rng)
+        # transformers' min_length counts the decoder start token: min_length 5 = 4 new tokens.
+        self.generator = Seq2SeqGenerator(policy.seq2seq, tokenizer, max_new_tokens=output_max_length,
+                                          max_source_length=max_source_length, min_new_tokens=max(min_length - 1, 0))
+        policy.compile(optimizer=keras.optimizers.Adam(learning_rate, epsilon=1e-8))  # trl: torch Adam
+        policy.optimizer.build(policy.trainable_variables)
+        self._policy_forward = compile_model_function(policy, policy.logprobs_and_values)
+        self._reference_forward = compile_model_function(policy, policy.logprobs_and_values)  # adapters off
+        self.steps_done = 0
+
+    # ---- rollouts ------------------------------------------------------------------
+
+    def encode(self, queries) -> list[list[int]]:
+        return self.generator.tokenize(queries)
+
+    def generate(self, query_ids, max_new_tokens=None) -> list[list[int]]:
+        """Sampled responses (ids, `</s>` included when drawn) for a batch of queries, in one compiled call.
+
+        `max_new_tokens` per query defaults to draws from the length sampler.
+        The batch is padded to `batch_size` rows so every call has the same shape.
+        """
+        n = len(query_ids)
+        limits = np.asarray(self.length_sampler(n) if max_new_tokens is None else max_new_tokens, "int32")
+        rows = list(query_ids) + [query_ids[-1]] * (-n % self.batch_size)
+        limits = np.concatenate([limits, np.ones(len(rows) - n, "int32")])
+        ids, mask = self.generator.pad(rows, _width(max(map(len, rows)), self.max_source_length))
+        seed = self.rng.integers(0, 2**31 - 1, size=2)
+        out, lengths = self.generator.sample_ids(ids, mask, limits, seed)
+        return [[int(t) for t in row[:length]] for row, length in zip(out[:n], lengths[:n])]
+
+    def decode(self, responses) -> list[str]:
+        return self.generator.decode([r + [self.generator.eos_id] for r in responses])
+
+    # ---- one PPO step ----------------------------------------------------------------
+
+    def batch_arrays(self, query_ids, responses):
+        """Backbone inputs (decoder = start token + response[:-1]), targets (= response) and a 0/1 mask."""
+        if any(len(r) == 0 for r in responses):
+            raise KerastuneError("an empty response cannot be scored by PPO (set min_length >= 2)")
+        pad = self.generator.pad_id
+        encoder_ids, encoder_mask = self.generator.pad(query_ids, _width(max(map(len, query_ids)),
+                                                                          self.max_source_length))
+        width = _width(max(map(len, responses)), self.max_new_tokens)
+        decoder_ids = np.full((len(responses), width), pad, "int32")
+        targets = np.full((len(responses), width), pad, "int32")
+        mask = np.zeros((len(responses), width), "int32")
+        for row, response in enumerate(responses):
+            decoder_ids[row, 1:len(response)] = response[:-1]
+            targets[row, :len(response)] = response
+            mask[row, :len(response)] = 1
+        inputs = {"encoder_token_ids": encoder_ids, "encoder_padding_mask": encoder_mask,
+                  "decoder_token_ids": decoder_ids, "decoder_padding_mask": mask}
+        return inputs, targets, mask
+
+    def step(self, query_ids, responses, scores) -> dict:
+        scores = np.asarray(scores, "float32")
+        if len(query_ids) != self.batch_size or len(responses) != len(query_ids) or len(scores) != len(query_ids):
+            raise KerastuneError(f"a PPO step needs {self.batch_size} queries, responses and scores; got "
+                                 f"{len(query_ids)}, {len(responses)}, {len(scores)}")
+        inputs, targets, token_mask = self.batch_arrays(query_ids, responses)
+        mask = token_mask.astype("float32")
+        logprobs, values = (np.asarray(a) * mask for a in self._policy_forward(inputs, targets))
+        with adapters_disabled(self.policy.seq2seq):
+            ref_logprobs = np.asarray(self._reference_forward(inputs, targets)[0]) * mask
+        kl_coef = self.kl_ctl.value
+        rewards, non_score, kls = kl_penalized_rewards(scores, logprobs, ref_logprobs, mask, kl_coef)
+        advantages, returns = (a.astype("float32") for a in gae_advantages(values, rewards, mask, self.gamma, self.lam))
+
+        minibatch_stats = []
+        for _ in range(self.ppo_epochs):
+            order = self.rng.permutation(self.batch_size)
+            for first in range(0, self.batch_size, self.mini_batch_size):
+                rows = order[first:first + self.mini_batch_size]
+                targets_and_state = {"responses": targets[rows], "mask": mask[rows], "old_logprobs": logprobs[rows],
+                                     "old_values": values[rows], "advantages": advantages[rows],
+                                     "returns": returns[rows]}
+                minibatch_stats.append(self.policy.train_on_batch(
+                    {k: v[rows] for k, v in inputs.items()}, targets_and_state, return_dict=True))
+
+        kl_per_row = kls.sum(axis=1)
+        stats = {
+            "objective/kl": float(kl_per_row.mean()),
+            "objective/kl_coef": float(kl_coef),
+            "objective/entropy": float((-logprobs * mask).sum(axis=1).mean()),
+            "ppo/mean_non_score_reward": masked_mean(non_score, mask),
+            "ppo/mean_scores": float(scores.mean()),
+            "ppo/std_scores": float(scores.std(ddof=1)) if len(scores) > 1 else 0.0,
+            "tokens/queries_len_mean": float(np.mean([len(q) for q in query_ids])),
+            "tokens/responses_len_mean": float(mask.sum(axis=1).mean()),
+        }
+        for name in minibatch_stats[0]:
+            stats[f"ppo/{name}"] = float(np.mean([float(s[name]) for s in minibatch_stats]))
+        stats["ppo/val/var_explained"] = 1 - stats["ppo/val/error"] / max(stats["ppo/returns/var"], 1e-8)
+        self.kl_ctl.update(stats["objective/kl"], self.batch_size)
+        self.steps_done += 1
+        return stats
+
+    # ---- checkpoints: trainable weights + dropout seed, Adam's state, the KL coefficient, the RNG ----
+
+    def save_state(self, path):
+        path = Path(path)
+        partial = path.with_name(path.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        np.savez(partial / "weights.npz", *[np.asarray(v) for v in self.policy.state_variables()])
+        np.savez(partial / "optimizer.npz", *[np.asarray(v) for v in self.policy.optimizer.variables])
+        state = {"steps_done": self.steps_done, "kl_coef": self.kl_ctl.value, "rng": self.rng.bit_generator.state}
+        (partial / "state.json").write_text(json.dumps(state))
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(partial, path)
+
+    def load_state(self, path):
+        path = Path(path)
+        for name, variables in (("weights", self.policy.state_variables()),
+                                ("optimizer", self.policy.optimizer.variables)):
+            arrays = np.load(path / f"{name}.npz")
+            if len(arrays.files) != len(variables):
+                raise KerastuneError(f"{path}/{name}.npz does not match this policy ({len(arrays.files)} arrays, "
+                                     f"{len(variables)} variables): was it saved with other LoRA settings?")
+            for i, variable in enumerate(variables):
+                variable.assign(arrays[f"arr_{i}"])
+        state = json.loads((path / "state.json").read_text())
+        self.steps_done, self.kl_ctl.value = state["steps_done"], state["kl_coef"]
+        self.rng.bit_generator.state = state["rng"]

@@ -1,0 +1,69 @@
+"""PPO optimises: a tiny LoRA T5 learns to game a rule-based reward while KL to its reference stays bounded;
+and an interrupted PPO run resumes to the same result."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+import kerastune
+from kerastune.models.lora import enable_lora
+from kerastune.rl.loop import run_ppo
+from kerastune.rl.policy import Seq2SeqValuePolicy
+from kerastune.rl.ppo_trainer import PPOTrainer
+
+
+@pytest.fixture(scope="module")
+def texts(news_rows):
+    return [r["text"] for r in news_rows[:64]]
+
+
+def make_trainer(texts, seed=1, **settings):
+    model = kerastune.load_model("tiny-t5", texts=texts, vocab_size=300)
+    enable_lora(model, rank=8, alpha=16, seed=0)
+    settings = {"learning_rate": 5e-4, "batch_size": 16, "mini_batch_size": 4, "ppo_epochs": 4,
+                "output_min_length": 6, "output_max_length": 12, "seed": seed, **settings}
+    return PPOTrainer(Seq2SeqValuePolicy(model), model.preprocessor.tokenizer, **settings)
+
+
+def test_ppo_raises_a_gameable_reward_with_bounded_kl(texts):
+    trainer = make_trainer(texts)
+    # A random tiny T5 is nearly deterministic, so sampling would explore little: halve its logits to start
+    # from a flatter policy (the reference is this same flatter model with adapters off).
+    head = trainer.policy.seq2seq.backbone.token_embedding.reverse_embeddings
+    head.assign(np.asarray(head) * 0.5)
+    queries = trainer.encode(texts[:16])
+    # The rule: +1 for each of the three tokens the untrained policy samples most.
+    first = trainer.generate(queries, max_new_tokens=[12] * 16)
+    favoured = {token for token, _ in Counter(t for r in first for t in r).most_common(3)}
+    rewards, kls = [], []
+    for _ in range(20):
+        responses = trainer.generate(queries)
+        stats = trainer.step(queries, responses, [sum(t in favoured for t in r) for r in responses])
+        rewards.append(stats["ppo/mean_scores"])
+        kls.append(stats["objective/kl"])
+    print("mean reward by step", np.round(rewards, 2), "KL", np.round(kls, 1))
+    assert np.mean(rewards[-5:]) > 1.5 * np.mean(rewards[:3])
+    assert kls[0] == pytest.approx(0.0, abs=1e-4)  # the policy starts as its reference (LoRA B = 0)
+    assert max(kls) < 40.0
+    expected = {"objective/kl", "objective/entropy", "objective/kl_coef", "ppo/returns/mean",
+                "ppo/policy/advantages_mean", "ppo/loss/policy", "ppo/loss/value", "ppo/policy/clipfrac",
+                "ppo/mean_scores", "ppo/val/var_explained"}
+    assert expected <= set(stats)
+
+
+def test_interrupted_ppo_resumes_to_the_same_steps(texts, tmp_path):
+    def score(queries, responses):  # any deterministic reward will do
+        return [float(len(r.split())) for r in responses]
+
+    whole = run_ppo(make_trainer(texts, seed=3), texts, score, steps=4, run_dir=tmp_path / "whole", seed=3,
+                    verbose=False)
+    run_ppo(make_trainer(texts, seed=3), texts, score, steps=2, run_dir=tmp_path / "cut", seed=3, verbose=False)
+    resumed = run_ppo(make_trainer(texts, seed=3), texts, score, steps=4, run_dir=tmp_path / "cut", seed=3,
+                      verbose=False)
+    assert [r["step"] for r in resumed] == [1, 2, 3, 4]
+    for name in ("objective/kl", "ppo/mean_scores", "ppo/loss/total"):
+        np.testing.assert_allclose([r[name] for r in resumed], [r[name] for r in whole], rtol=1e-4, atol=1e-5)
+    history = (tmp_path / "cut" / "history.csv").read_text().splitlines()
+    assert len(history) == 5 and history[0].startswith("step,objective/kl")
+    assert list((tmp_path / "cut" / "tensorboard" / "ppo").iterdir())
