@@ -15,7 +15,7 @@ from kerastune.config import SAMPLERS
 from kerastune.errors import KerastuneError
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
-RECIPES = ("instruction_tuning", "seq2seq_qa", "mlm_domain_adaptation", "causal_lm")
+RECIPES = ("instruction_tuning", "seq2seq_qa", "lora_ppo_detox", "mlm_domain_adaptation", "causal_lm")
 DEMO_DIR = RECIPES_DIR / "demo"
 
 

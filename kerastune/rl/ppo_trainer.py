@@ -97,6 +97,16 @@ class PPOTrainer:
     def decode(self, responses) -> list[str]:
         return self.generator.decode([r + [self.generator.eos_id] for r in responses])
 
+    def respond(self, prompts, max_new_tokens=None) -> list[str]:
+        """Sampled response texts for any number of prompts, `batch_size` per compiled call."""
+        ids = self.encode(prompts)
+        texts = []
+        for first in range(0, len(ids), self.batch_size):
+            chunk = ids[first:first + self.batch_size]
+            limits = None if max_new_tokens is None else [max_new_tokens] * len(chunk)
+            texts += self.decode(self.generate(chunk, limits))
+        return texts
+
     # ---- one PPO step ----------------------------------------------------------------
 
     def batch_arrays(self, query_ids, responses):

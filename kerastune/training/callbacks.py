@@ -102,7 +102,7 @@ def plot_history(history_csv, out_dir, names=None) -> list[Path]:
     for name in names:
         fig, ax = plt.subplots(figsize=(6, 4))
         for key, label in ((name, "train"), ("val_" + name, "validation")):
-            values = [float(r[key]) for r in rows if r.get(key) not in (None, "")]
+            values = [float(r[key]) for r in rows if r.get(key) not in (None, "", "NA")]  # CSVLogger: NA = absent
             if len(values) == len(xs):
                 ax.plot(xs, values, marker="o", label=label)
         ax.set_xlabel(x_name)

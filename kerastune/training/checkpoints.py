@@ -3,7 +3,9 @@
 A checkpoint is a folder `checkpoints/epoch-NNN/` with `model.weights.h5`,
 `optimizer.npz` and `state.json` (epoch, logs). It is written under a
 temporary name and renamed when complete, so a run killed mid-save leaves
-the previous checkpoint intact. Rerunning the same command finds the newest
+the previous checkpoint intact. A model with LoRA adapters is saved with
+them switched off (Keras would merge them into the kernels, and zero them
+on load) plus `adapters.npz`, so a resumed run keeps base and adapter apart. Rerunning the same command finds the newest
 complete checkpoint and continues from the epoch after it.
 """
 
@@ -13,6 +15,8 @@ from pathlib import Path
 
 import keras
 import numpy as np
+
+from kerastune.models.lora import adapters_disabled, load_adapters, lora_layers, save_adapters
 
 
 def list_checkpoints(directory) -> list[Path]:
@@ -29,7 +33,10 @@ def save_checkpoint(directory, model, optimizer, epoch: int, logs: dict, keep: i
     partial = directory / f".epoch-{epoch:03d}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    model.save_weights(partial / "model.weights.h5")
+    with adapters_disabled(model):
+        model.save_weights(partial / "model.weights.h5")
+    if lora_layers(model):
+        save_adapters(model, partial / "adapters")
     np.savez(partial / "optimizer.npz", *[keras.ops.convert_to_numpy(v.value) for v in optimizer.variables])
     state = {"epoch": epoch, "logs": {k: float(v) for k, v in (logs or {}).items()}}
     (partial / "state.json").write_text(json.dumps(state, indent=2))
@@ -43,7 +50,10 @@ def save_checkpoint(directory, model, optimizer, epoch: int, logs: dict, keep: i
 def restore_checkpoint(checkpoint, model, optimizer) -> dict:
     """Load weights and optimizer state; returns the checkpoint's state (epoch, logs)."""
     checkpoint = Path(checkpoint)
-    model.load_weights(checkpoint / "model.weights.h5")
+    with adapters_disabled(model):
+        model.load_weights(checkpoint / "model.weights.h5")
+    if (checkpoint / "adapters.npz").is_file():
+        load_adapters(model, checkpoint / "adapters")
     optimizer.build(model.trainable_variables)
     saved = np.load(checkpoint / "optimizer.npz")
     values = [saved[f"arr_{i}"] for i in range(len(saved.files))]

@@ -52,6 +52,7 @@ def fit(model, train_ds, *, epochs, run_dir, optimizer, callbacks=(), resume=Tru
     `validation_data` (a dataset like `train_ds`) adds `val_loss` each epoch.
     """
     run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     history_csv = run_dir / "history.csv"
     checkpoint_dir = run_dir / "checkpoints"
     with without_preprocessor(model):
