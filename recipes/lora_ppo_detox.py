@@ -45,8 +45,9 @@ from kerastune.training.run_dir import start_run, write_metrics
 
 # Tiny random models learn from scratch and ramble: a stand-in for pretraining, a faster adapter, short responses.
 TINY_MODEL_DEFAULTS = {
-    "pretrain_epochs": 2, "sft_learning_rate": 3e-3, "sft_epochs": 6, "ppo_learning_rate": 1e-3, "output_min_length": 16,
-    "output_max_length": 40, "toxicity_max_new_tokens": 40, "max_target_length": 48, "tiny_vocab_size": 800,
+    "pretrain_epochs": 2, "sft_learning_rate": 3e-3, "sft_epochs": 6, "ppo_learning_rate": 1e-3,
+    "output_min_length": 16, "output_max_length": 40, "toxicity_max_new_tokens": 40, "max_target_length": 48,
+    "tiny_vocab_size": 800,
 }
 
 PROMPT = "\nSummarize the following conversation.\n\n{dialogue}\n\nSummary:\n"
