@@ -21,10 +21,6 @@ import dataclasses
 import math
 import time
 
-import keras
-import numpy as np
-import pandas as pd
-
 from kerastune.config import BaseConfig
 from kerastune.data import load_splits, prepare_tf_dataset, render, require_columns, require_rows
 from kerastune.errors import KerastuneError
@@ -32,15 +28,17 @@ from kerastune.generation.seq2seq import Seq2SeqGenerator
 from kerastune.metrics import rouge
 from kerastune.metrics.toxicity import ToxicityScorer, improvement_pct, toxicity_summary
 from kerastune.models import load_model, load_recipe_model
-from kerastune.models.labels import labels_of, save_labels
+from kerastune.models.labels import save_labels
 from kerastune.models.load import model_kind
 from kerastune.models.lora import enable_lora, import_peft_adapter, load_adapters, parameter_report, save_adapters
+from kerastune.rl.evaluation import comparison_table, sampled_toxicity
 from kerastune.rl.loop import run_ppo
 from kerastune.rl.policy import Seq2SeqValuePolicy
 from kerastune.rl.ppo_trainer import PPOTrainer
 from kerastune.runtime import set_precision, set_seed
 from kerastune.training import create_optimizer, fit
 from kerastune.training.callbacks import plot_history
+from kerastune.training.classifier import train_classifier
 from kerastune.training.run_dir import start_run, write_metrics
 
 # Tiny random models learn from scratch and ramble: a stand-in for pretraining, a faster adapter, short responses.
@@ -175,17 +173,11 @@ def reward_model_for(config, run_dir):
         raise KerastuneError(f"reward_model must be a text classifier; '{config.reward_model}' is {model_kind(model)}")
     if not tiny:
         return model, {}
-    index = {name: i for i, name in labels_of(model).items()}
-    unknown = sorted({str(label) for label in rows["label"]} - set(index))
-    if unknown:
-        raise KerastuneError(f"unknown label(s) {unknown} in {config.reward_dataset}; expected {sorted(index)}")
-    model.compile(optimizer=keras.optimizers.Adam(config.reward_learning_rate),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    history = model.fit(x=list(rows["text"]), y=np.array([index[str(x)] for x in rows["label"]]), batch_size=32,
-                        epochs=config.reward_epochs, verbose=2)
+    accuracy = train_classifier(model, rows["text"], rows["label"], config.reward_epochs,
+                                config.reward_learning_rate, source=config.reward_dataset)
     model.save_to_preset(str(run_dir / "reward_model"))
     save_labels(model, run_dir / "reward_model")
-    return model, {"reward_model_train_accuracy": float(history.history["accuracy"][-1])}
+    return model, {"reward_model_train_accuracy": accuracy}
 
 
 def main(config: Config) -> dict:
@@ -241,7 +233,7 @@ def main(config: Config) -> dict:
 
     # Toxicity before detoxification, and the "before" side of the comparison table.
     tox_prompts, compare_prompts = test[0][:config.toxicity_samples], test[0][:config.compare_samples]
-    tox_before = toxicity_summary(toxicity_of(trainer, scorer, tox_prompts, config.toxicity_max_new_tokens))
+    tox_before = toxicity_summary(sampled_toxicity(trainer, scorer, tox_prompts, config.toxicity_max_new_tokens))
     print(f"toxicity [mean, std] before detox: [{tox_before['mean']:.6f}, {tox_before['std']:.6f}]")
     responses_before = trainer.respond(compare_prompts)
 
@@ -251,7 +243,7 @@ def main(config: Config) -> dict:
     plot_history(run_dir / "history.csv", run_dir / "plots", names=PPO_PLOTS)
 
     # Toxicity after, the comparison table, the adapters and the merged model.
-    tox_after = toxicity_summary(toxicity_of(trainer, scorer, tox_prompts, config.toxicity_max_new_tokens))
+    tox_after = toxicity_summary(sampled_toxicity(trainer, scorer, tox_prompts, config.toxicity_max_new_tokens))
     print(f"toxicity [mean, std] after detox: [{tox_after['mean']:.6f}, {tox_after['std']:.6f}]")
     table = comparison_table(compare_prompts, responses_before, trainer.respond(compare_prompts), scorer)
     table.to_csv(run_dir / "compare.csv", index=False)
@@ -272,17 +264,3 @@ def main(config: Config) -> dict:
     print(table[["reward_before", "reward_after", "reward_diff"]].head(10).to_string())
     return metrics
 
-
-def toxicity_of(trainer, scorer, prompts, max_new_tokens) -> np.ndarray:
-    """The seed's `evaluate_toxicity`: sample a response per prompt, P(hate) of `prompt + " " + response`."""
-    responses = trainer.respond(prompts, max_new_tokens)
-    return scorer.toxicity([p + " " + r for p, r in zip(prompts, responses)])
-
-
-def comparison_table(prompts, before, after, scorer) -> pd.DataFrame:
-    """query, response_before/after, reward_before/after and reward_diff, best improvement first."""
-    table = pd.DataFrame({"query": prompts, "response_before": before, "response_after": after})
-    table["reward_before"] = scorer.rewards([q + r for q, r in zip(prompts, before)])
-    table["reward_after"] = scorer.rewards([q + r for q, r in zip(prompts, after)])
-    table["reward_diff"] = table["reward_after"] - table["reward_before"]
-    return table.sort_values("reward_diff", ascending=False).reset_index(drop=True)

@@ -112,7 +112,7 @@ class PPOTrainer:
     def batch_arrays(self, query_ids, responses):
         """Backbone inputs (decoder = start token + response[:-1]), targets (= response) and a 0/1 mask."""
         if any(len(r) == 0 for r in responses):
-            raise KerastuneError("an empty response cannot be scored by PPO (set min_length >= 2)")
+            raise KerastuneError("an empty response cannot be scored by PPO (every row needs max_new_tokens >= 1)")
         pad = self.generator.pad_id
         encoder_ids, encoder_mask = self.generator.pad(query_ids, _width(max(map(len, query_ids)),
                                                                           self.max_source_length))
