@@ -16,7 +16,7 @@ from kerastune.metrics.toxicity import ToxicityScorer
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     path = tmp_path_factory.mktemp("detox_data")
-    write_csv(path / "dialogues.csv", make_rows(120, seed=5))
+    write_csv(path / "dialogues.csv", make_rows(80, seed=5))
     write_csv(path / "toxicity.csv", make_labelled_rows(160, seed=5))
     return path
 
@@ -24,7 +24,7 @@ def data(tmp_path_factory):
 def run(data, run_dir, *settings):
     return main(["run", "lora_ppo_detox", "--set", "model=tiny-t5", f"dataset={data / 'dialogues.csv'}",
                  "dataset_split=''", "reward_model=tiny-roberta", f"reward_dataset={data / 'toxicity.csv'}",
-                 f"output_dir={run_dir}", "tiny_vocab_size=400", "pretrain_epochs=1", "sft_epochs=1",
+                 f"output_dir={run_dir}", "tiny_vocab_size=400", "pretrain_epochs=0", "sft_epochs=1",
                  "reward_epochs=1", "ppo_steps=2", "rouge_samples=8", "toxicity_samples=8", "compare_samples=5",
                  "output_min_length=6", "output_max_length=12", "toxicity_max_new_tokens=12", *settings])
 
