@@ -17,6 +17,7 @@ from kerastune.errors import KerastuneError
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
 RECIPES = ("instruction_tuning", "seq2seq_qa", "lora_ppo_detox", "mlm_domain_adaptation", "causal_lm")
 DEMO_DIR = RECIPES_DIR / "demo"
+TPU_DEFAULTS = {"precision": "mixed_bfloat16", "static_shapes": True}  # under distribution=tpu, unless set
 
 
 def load_recipe(name: str):
@@ -49,21 +50,32 @@ def resolve_config(recipe_or_toml: str, config_file=None, overrides=()):
     if values["recipe"] != name:
         raise KerastuneError(f"config is for recipe '{values['recipe']}', not '{name}'")
     config = build_config(recipe.Config, values, overrides)
-    tiny_defaults = getattr(recipe, "TINY_MODEL_DEFAULTS", {})
-    if config.model.startswith("tiny-") and tiny_defaults:
-        # The seed's settings fine-tune a pretrained model; a tiny random one learns from
-        # scratch and needs its own. Values the user gave still win.
-        given = set(values) | {o.split("=", 1)[0].strip() for o in overrides}
-        applied = {k: v for k, v in tiny_defaults.items() if k not in given}
-        if applied:
-            print("tiny model: from-scratch defaults " + " ".join(f"{k}={v}" for k, v in applied.items()))
-            config = build_config(recipe.Config, {**applied, **values}, overrides)
+    given = set(values) | {o.split("=", 1)[0].strip() for o in overrides}
+    # The seed's settings fine-tune a pretrained model; a tiny random one learns from scratch and
+    # needs its own. A TPU wants bfloat16 and fixed shapes. Values the user gave still win.
+    defaults = dict(getattr(recipe, "TINY_MODEL_DEFAULTS", {})) if config.model.startswith("tiny-") else {}
+    if config.distribution == "tpu":
+        defaults.update(TPU_DEFAULTS)
+    applied = {k: v for k, v in defaults.items() if k not in given}
+    if applied:
+        what = "tiny model: from-scratch defaults" if config.model.startswith("tiny-") else "defaults"
+        print(f"{what} " + " ".join(f"{k}={v}" for k, v in applied.items()))
+        config = build_config(recipe.Config, {**applied, **values}, overrides)
     return recipe, config
+
+
+def run_recipe(recipe, config) -> dict:
+    """`recipe.main(config)` on the devices `config.distribution` names (runtime.distribution_scope)."""
+    from kerastune.runtime import describe_distribution, distribution_scope
+
+    with distribution_scope(config.distribution, config.model_parallel_size, config.multi_host):
+        print(describe_distribution(config.distribution, config.batch_size))
+        return recipe.main(config)
 
 
 def cmd_run(args):
     recipe, config = resolve_config(args.recipe, args.config, args.set or [])
-    recipe.main(config)
+    run_recipe(recipe, config)
 
 
 def cmd_demo(args):
@@ -74,7 +86,7 @@ def cmd_demo(args):
         print(f"\n=== demo: {name} (tiny model, offline) ===")
         overrides = [f"output_dir={Path(args.output_dir) / name}"] + (args.set or [])
         recipe, config = resolve_config(str(DEMO_DIR / f"{name}.toml"), None, overrides)
-        results[name] = recipe.main(config)
+        results[name] = run_recipe(recipe, config)
     print(f"\n=== demo finished in {time.time() - started:.0f} s (tiny models: they show learning, not quality) ===")
     for name, metrics in results.items():
         shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}

@@ -12,6 +12,7 @@ import typing
 from pathlib import Path
 
 from kerastune.errors import KerastuneError
+from kerastune.runtime import DISTRIBUTIONS
 
 
 @dataclasses.dataclass
@@ -31,7 +32,10 @@ class BaseConfig:
     weight_decay: float = 0.0
     warmup_steps: int = 0
     precision: str = "float32"
-    distribution: str = "none"
+    distribution: str = "none"  # none | data_parallel | model_parallel | tpu (runtime.distribution_scope)
+    model_parallel_size: int = 2  # devices on the mesh's `model` axis under model_parallel
+    multi_host: bool = False  # start the multi-process runtime (JAX) first; TF reads TF_CONFIG
+    static_shapes: bool = False  # pad to bucket edges and drop ragged batches (fixed shapes for XLA / TPU)
     max_train_samples: int = 0
     max_eval_samples: int = 0
     keep_checkpoints: int = 3
@@ -43,7 +47,6 @@ class BaseConfig:
 
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-DISTRIBUTIONS = ("none",)
 SAMPLERS = ("greedy", "sample", "top_k", "top_p", "beam", "eps_greedy")  # see generation/samplers.py
 
 

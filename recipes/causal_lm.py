@@ -138,7 +138,8 @@ def main(config: Config) -> dict:
     eval_examples = make_examples(tokenize_texts(eval_texts, tokenizer), eos, max_length, config.pack)
     print(f"{len(train_examples)} train / {len(eval_examples)} validation sequences of at most {max_length} tokens"
           + (" (packed)" if config.pack else ""))
-    train_ds = causal_lm_dataset(train_examples, config.batch_size, max_length, seed=config.seed)
+    train_ds = causal_lm_dataset(train_examples, config.batch_size, max_length, seed=config.seed,
+                                 static_shapes=config.static_shapes)
     eval_ds = causal_lm_dataset(eval_examples, config.eval_batch_size, max_length, shuffle=False)
 
     # Before: eval loss, perplexity, generations.

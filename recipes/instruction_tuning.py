@@ -66,7 +66,6 @@ class Config(BaseConfig):
     eval_batch_size: int = 32
     num_beams: int = 5
     max_new_tokens: int = 49  # the seed's max_length=50 counts T5's start token
-    static_shapes: bool = False
     tiny_vocab_size: int = 4000
     show_examples: int = 5
 

@@ -139,7 +139,8 @@ def dialogue_prompts(config):
 def fit_summaries(model, tokenizer, train, config, run_dir, epochs, learning_rate):
     """`model.fit` on (prompt, summary) pairs; with LoRA enabled only the adapters train."""
     train_ds = prepare_tf_dataset(*train, tokenizer, config.sft_batch_size, max_source_length=config.max_source_length,
-                                  max_target_length=config.max_target_length, seed=config.seed)
+                                  max_target_length=config.max_target_length, seed=config.seed,
+                                  static_shapes=config.static_shapes)
     steps = sum(1 for _ in train_ds) * epochs
     optimizer = create_optimizer(learning_rate, steps, config.warmup_steps, config.weight_decay, model)
     fit(model, train_ds, epochs=epochs, run_dir=run_dir, optimizer=optimizer, resume=config.resume,

@@ -103,7 +103,8 @@ def main(config: Config) -> dict:
         decoder_sequence_length=config.max_target_length,
     )
     tokenizer = model.preprocessor.tokenizer
-    data = dict(max_source_length=config.max_source_length, max_target_length=config.max_target_length)
+    data = dict(max_source_length=config.max_source_length, max_target_length=config.max_target_length,
+                static_shapes=config.static_shapes)
     train_ds = prepare_tf_dataset(train_inputs, train_targets, tokenizer, config.batch_size, seed=config.seed, **data)
     eval_ds = prepare_tf_dataset(eval_inputs, eval_targets, tokenizer, config.eval_batch_size, shuffle=False, **data)
 

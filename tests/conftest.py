@@ -7,6 +7,22 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Eight simulated devices for the distribution tests (test_distribution.py), set before JAX or TensorFlow
+# starts: JAX splits the host into 8 CPU devices, TensorFlow into 8 logical CPUs. Single-device code still
+# runs on the first one.
+SIMULATED_DEVICES = 8
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                           f" --xla_force_host_platform_device_count={SIMULATED_DEVICES}").strip()
+
+
+def _split_tensorflow_cpu():
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * SIMULATED_DEVICES)
+
+
+_split_tensorflow_cpu()
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "recipes" / "data"))
 sys.path.insert(0, str(Path(__file__).parent))

@@ -56,8 +56,12 @@ def _shift(ids, mask, multiple):
     return x, ids[:, 1:], tf.cast(mask[:, 1:], tf.float32)
 
 
-def causal_lm_dataset(examples, batch_size: int, max_length: int, shuffle=True, seed=0, pad_to_multiple_of=8):
-    """A batched, bucketed, prefetched `tf.data.Dataset` of (x, y, sample_weight)."""
+def causal_lm_dataset(examples, batch_size: int, max_length: int, shuffle=True, seed=0, pad_to_multiple_of=8,
+                      static_shapes=False):
+    """A batched, bucketed, prefetched `tf.data.Dataset` of (x, y, sample_weight).
+
+    `static_shapes` pads to the bucket edges and drops ragged batches, so XLA / TPUs see a few fixed shapes.
+    """
     if not examples:
         raise KerastuneError("no causal-LM examples to batch (every text was empty?)")
     ragged = tf.ragged.constant(examples, dtype=tf.int32)
@@ -71,6 +75,8 @@ def causal_lm_dataset(examples, batch_size: int, max_length: int, shuffle=True, 
         bucket_batch_sizes=[batch_size] * (len(edges) + 1),
         padded_shapes=([None], [None]),
         padding_values=(0, 0),
+        pad_to_bucket_boundary=static_shapes,
+        drop_remainder=static_shapes,
     )
     ds = ds.map(lambda ids, mask: _shift(ids, mask, pad_to_multiple_of), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -31,7 +31,7 @@ from kerastune.rl.ppo_math import (
     kl_penalized_rewards,
     masked_mean,
 )
-from kerastune.runtime import compile_model_function
+from kerastune.runtime import backend, compile_model_function, replica_count, variable_values
 
 
 class LengthSampler:
@@ -57,6 +57,9 @@ class PPOTrainer:
                  output_min_length=100, output_max_length=400, min_length=5, max_source_length=512, seed=0):
         if batch_size % mini_batch_size:
             raise KerastuneError(f"batch_size {batch_size} is not a multiple of mini_batch_size {mini_batch_size}")
+        if backend() == "jax" and mini_batch_size % replica_count():
+            raise KerastuneError(f"mini_batch_size {mini_batch_size} must be a multiple of the {replica_count()} "
+                                 "data-parallel replicas (JAX splits every minibatch evenly over them)")
         self.policy, self.tokenizer = policy, tokenizer
         self.batch_size, self.mini_batch_size, self.ppo_epochs = batch_size, mini_batch_size, ppo_epochs
         self.gamma, self.lam = gamma, lam
@@ -178,8 +181,8 @@ class PPOTrainer:
         partial = path.with_name(path.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
-        np.savez(partial / "weights.npz", *[np.asarray(v) for v in self.policy.state_variables()])
-        np.savez(partial / "optimizer.npz", *[np.asarray(v) for v in self.policy.optimizer.variables])
+        np.savez(partial / "weights.npz", *variable_values(self.policy.state_variables()))
+        np.savez(partial / "optimizer.npz", *variable_values(self.policy.optimizer.variables))
         state = {"steps_done": self.steps_done, "kl_coef": self.kl_ctl.value, "rng": self.rng.bit_generator.state}
         (partial / "state.json").write_text(json.dumps(state))
         shutil.rmtree(path, ignore_errors=True)

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from kerastune.models.lora import adapters_disabled, load_adapters, lora_layers, save_adapters
+from kerastune.runtime import variable_values
 
 
 def list_checkpoints(directory) -> list[Path]:
@@ -37,7 +38,7 @@ def save_checkpoint(directory, model, optimizer, epoch: int, logs: dict, keep: i
         model.save_weights(partial / "model.weights.h5")
     if lora_layers(model):
         save_adapters(model, partial / "adapters")
-    np.savez(partial / "optimizer.npz", *[keras.ops.convert_to_numpy(v.value) for v in optimizer.variables])
+    np.savez(partial / "optimizer.npz", *variable_values(optimizer.variables))
     state = {"epoch": epoch, "logs": {k: float(v) for k, v in (logs or {}).items()}}
     (partial / "state.json").write_text(json.dumps(state, indent=2))
     shutil.rmtree(final, ignore_errors=True)

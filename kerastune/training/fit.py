@@ -11,6 +11,7 @@ from pathlib import Path
 
 import keras
 
+from kerastune.runtime import pad_batches_for_replicas
 from kerastune.training.callbacks import plot_history, read_history
 from kerastune.training.checkpoints import RotatingCheckpoint, list_checkpoints, restore_checkpoint
 from kerastune.training.losses import token_loss, token_metrics
@@ -53,6 +54,9 @@ def fit(model, train_ds, *, epochs, run_dir, optimizer, callbacks=(), resume=Tru
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    train_ds = pad_batches_for_replicas(train_ds)
+    if validation_data is not None:
+        validation_data = pad_batches_for_replicas(validation_data)
     history_csv = run_dir / "history.csv"
     checkpoint_dir = run_dir / "checkpoints"
     with without_preprocessor(model):
