@@ -85,10 +85,6 @@ def to_prompts(split, config):
 
 def main(config: Config) -> dict:
     started = time.time()
-    if config.precision == "mixed_float16":
-        raise KerastuneError(
-            "T5 overflows in float16 (its feed-forward output); use precision=mixed_bfloat16 or float32"
-        )
     set_seed(config.seed)
     set_precision(config.precision)
     run_dir = start_run(config)

@@ -106,3 +106,18 @@ def test_static_shapes_give_fixed_widths(tokenizer, news_rows):
                             max_target_length=8, static_shapes=True)
     shapes = {(x["encoder_token_ids"].shape, y.shape) for x, y, _ in batches(ds)}
     assert all(s[0][0] == 8 and s[0][1] in (15, 31, 47, 63, 64) and s[1] == (8, 8) for s in shapes), shapes
+
+
+def test_remote_dataset_folder_is_copied_and_loaded(tmp_path):
+    """`gs://` goes through tf.io.gfile; TensorFlow's in-memory `ram://` filesystem stands in for it here."""
+    import tensorflow as tf
+
+    tf.io.gfile.makedirs("ram://bucket/news")
+    for split, n in (("train", 5), ("test", 2)):
+        with tf.io.gfile.GFile(f"ram://bucket/news/{split}.csv", "w") as f:
+            f.write("text,label\n" + "".join(f"item {i},{i % 4}\n" for i in range(n)))
+    splits = load_splits("ram://bucket/news")
+    assert {name: len(split) for name, split in splits.items()} == {"train": 5, "test": 2}
+    assert len(load_splits("ram://bucket/news/test.csv")["train"]) == 2
+    with pytest.raises(KerastuneError, match="does not exist: ram://bucket/nothing"):
+        load_splits("ram://bucket/nothing")

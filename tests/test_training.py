@@ -76,8 +76,7 @@ def test_keras_hub_default_t5_embedding_init_is_why_we_reinitialise():
     assert embeddings.mean() > 0.9 and embeddings.std() < 0.1
 
 
-def test_mixed_bfloat16_trains_and_generates_and_float16_is_refused(news_rows, capsys):
-    from kerastune.cli import main
+def test_mixed_bfloat16_trains_and_generates(news_rows):
     from kerastune.generation.seq2seq import Seq2SeqGenerator
     from kerastune.training.fit import compile_for_training, without_preprocessor
 
@@ -93,8 +92,6 @@ def test_mixed_bfloat16_trains_and_generates_and_float16_is_refused(news_rows, c
         assert len(Seq2SeqGenerator(model, tokenizer, max_new_tokens=4).generate(["a news item"])) == 1
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    assert main(["run", "instruction_tuning", "--set", "precision=mixed_float16"]) == 2
-    assert "overflows in float16" in capsys.readouterr().err
 
 
 def test_best_metric_keeps_the_best_weights_and_a_fresh_run_forgets_the_old_best(tmp_path):

@@ -2,9 +2,13 @@
 
 Local input may be one csv/json/jsonl/parquet file (its rows become `train`)
 or a folder holding files named after their split (`train.csv`, `test.csv`,
-`validation.csv` ...), which is how `datasets` reads a folder.
+`validation.csv` ...), which is how `datasets` reads a folder. The same on
+`gs://` (any filesystem TensorFlow's `tf.io.gfile` reads) is copied to a local
+cache first, with the TPU VM's own credentials and no extra package.
 """
 
+import hashlib
+import re
 from pathlib import Path
 
 import datasets
@@ -24,6 +28,8 @@ def load_splits(dataset: str, dataset_config: str = "", split: str = "") -> data
     `train`, the way the seeds take a sample of a large one.
     """
     datasets.disable_progress_bars()
+    if REMOTE.match(dataset):
+        dataset = str(copy_to_local(dataset))
     path = Path(dataset).expanduser()
     if path.is_file():
         return _load_files({"train": [str(path)]}, _file_type(path))
@@ -38,6 +44,28 @@ def load_splits(dataset: str, dataset_config: str = "", split: str = "") -> data
     if not isinstance(loaded, datasets.DatasetDict):
         loaded = datasets.DatasetDict({"train": loaded})
     return loaded
+
+
+REMOTE = re.compile(r"^(gs|s3|ram)://")
+CACHE = Path("~/.cache/kerastune/datasets").expanduser()
+
+
+def copy_to_local(url: str) -> Path:
+    """A `gs://` file or folder (only its split files), copied once into a local cache."""
+    import tensorflow as tf
+
+    url = url.rstrip("/")
+    if not tf.io.gfile.exists(url):
+        raise KerastuneError(f"dataset path does not exist: {url}")
+    local = CACHE / hashlib.sha256(url.encode()).hexdigest()[:16] / url.rsplit("/", 1)[-1]
+    names = [n.rstrip("/") for n in tf.io.gfile.listdir(url)] if tf.io.gfile.isdir(url) else [None]
+    for name in names:
+        source, target = (f"{url}/{name}", local / name) if name else (url, local)
+        if name and (Path(name).suffix not in FILE_TYPES or tf.io.gfile.isdir(source)):
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tf.io.gfile.copy(source, str(target), overwrite=True)
+    return local
 
 
 def _file_type(path: Path) -> str:

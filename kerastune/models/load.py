@@ -28,6 +28,7 @@ from kerastune.models.labels import read_labels, set_labels
 from kerastune.models.roberta.convert import load_roberta_classifier
 from kerastune.models.roberta.tiny import tiny_roberta
 from kerastune.models.t5.convert import load_t5
+from kerastune.models.t5.precision import keep_residual_in_float32, needs_float32_residual
 from kerastune.models.t5.tiny import tiny_t5
 
 TINY_MODELS = {
@@ -50,7 +51,13 @@ def load_model(id_or_path: str, texts=None, vocab_size=4000, **kwargs):
             vocabulary on the run's own texts.
         **kwargs: passed to the builder, e.g. `encoder_sequence_length`.
     """
-    name = str(id_or_path)
+    model = _load(str(id_or_path), texts, vocab_size, **kwargs)
+    if needs_float32_residual(model):  # T5 under mixed_float16
+        keep_residual_in_float32(model)
+    return model
+
+
+def _load(name: str, texts, vocab_size, **kwargs):
     if name.startswith("tiny-"):
         if name not in TINY_MODELS:
             raise KerastuneError(f"unknown tiny model '{name}'; available: {', '.join(TINY_MODELS)}")
