@@ -77,3 +77,32 @@ def test_tiny_models_get_from_scratch_defaults_unless_given():
     assert tiny.learning_rate == 1e-3 and tiny.epochs == 8 and tiny.num_beams == 1
     _, mine = resolve_config("instruction_tuning", None, ["model=tiny-t5", "learning_rate=5e-4"])
     assert mine.learning_rate == 5e-4 and mine.epochs == 8
+
+
+@pytest.mark.parametrize("name", ["instruction_tuning", "seq2seq_qa", "lora_ppo_detox", "mlm_domain_adaptation",
+                                  "causal_lm"])
+def test_tpu_configs_resolve_to_bfloat16_on_the_tpu(name):
+    from kerastune.cli import resolve_config
+
+    _, config = resolve_config(str(ROOT / "tpu" / "configs" / f"{name}.toml"))
+    assert (config.recipe, config.distribution, config.precision) == (name, "tpu", "mixed_bfloat16")
+    assert config.model and not config.model.startswith("tiny-")
+
+
+def test_distribution_tpu_brings_its_defaults_unless_set():
+    from kerastune.cli import resolve_config
+
+    _, config = resolve_config("seq2seq_qa", overrides=["distribution=tpu"])
+    assert (config.precision, config.static_shapes) == ("mixed_bfloat16", True)
+    _, config = resolve_config("seq2seq_qa", overrides=["distribution=tpu", "precision=float32"])
+    assert (config.precision, config.static_shapes) == ("float32", True)
+    with pytest.raises(KerastuneError, match="distribution must be one of none, data_parallel, model_parallel, tpu"):
+        resolve_config("seq2seq_qa", overrides=["distribution=mirrored"])
+
+
+def test_distribution_tpu_without_a_tpu_is_a_clear_error():
+    from kerastune.runtime import distribution_scope
+
+    with pytest.raises(KerastuneError, match="distribution=tpu: .*(no TPU|sees no TPU)"):
+        with distribution_scope("tpu"):
+            pass
