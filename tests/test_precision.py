@@ -11,6 +11,7 @@ import pytest
 import kerastune
 from kerastune.cli import main
 from kerastune.models.t5.precision import keep_residual_in_float32
+from kerastune.runtime import backend
 
 # The demo configs (recipes/demo/), cut to one short epoch on a few rows.
 SMALL = {
@@ -31,6 +32,8 @@ SMALL = {
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 @pytest.mark.parametrize("recipe", list(SMALL))
 def test_every_recipe_runs_without_nans(recipe, precision, tmp_path):
+    if backend() == "jax" and precision == "mixed_float16":
+        pytest.skip("CI time: JAX runs bfloat16, the TPU path; float16 runs here on TensorFlow and in the T5 test")
     try:
         code = main(["run", f"recipes/demo/{recipe}.toml", "--set", f"precision={precision}",
                      f"output_dir={tmp_path}", *SMALL[recipe]])

@@ -16,10 +16,15 @@ import json
 import re
 from pathlib import Path
 
+import keras
 import keras_hub
 
 from kerastune.errors import KerastuneError
-from kerastune.models.distilbert.convert import load_distilbert_masked_lm, match_head_epsilon
+from kerastune.models.distilbert.convert import (
+    load_distilbert_masked_lm,
+    masked_lm_head_in_float32,
+    match_head_epsilon,
+)
 from kerastune.models.distilbert.tiny import tiny_distilbert
 from kerastune.models.gpt2.convert import load_gpt2
 from kerastune.models.gpt2.tiny import tiny_gpt2
@@ -28,7 +33,7 @@ from kerastune.models.labels import read_labels, set_labels
 from kerastune.models.roberta.convert import load_roberta_classifier
 from kerastune.models.roberta.tiny import tiny_roberta
 from kerastune.models.t5.convert import load_t5
-from kerastune.models.t5.precision import keep_residual_in_float32, needs_float32_residual
+from kerastune.models.t5.precision import keep_residual_in_float32
 from kerastune.models.t5.tiny import tiny_t5
 
 TINY_MODELS = {
@@ -52,8 +57,11 @@ def load_model(id_or_path: str, texts=None, vocab_size=4000, **kwargs):
         **kwargs: passed to the builder, e.g. `encoder_sequence_length`.
     """
     model = _load(str(id_or_path), texts, vocab_size, **kwargs)
-    if needs_float32_residual(model):  # T5 under mixed_float16
+    policy = keras.config.dtype_policy().name
+    if policy == "mixed_float16" and isinstance(model, keras_hub.models.T5Seq2SeqLM):
         keep_residual_in_float32(model)
+    if policy.startswith("mixed") and isinstance(model, keras_hub.models.MaskedLM):
+        masked_lm_head_in_float32(model)
     return model
 
 

@@ -26,6 +26,15 @@ def match_head_epsilon(model):
     return model
 
 
+def masked_lm_head_in_float32(model):
+    """Under a mixed policy on TensorFlow, keras-hub's MaskedLMHead adds its float32 output bias to
+    half-precision logits and TensorFlow refuses the mixed add. The head (one small dense layer and a
+    norm; the vocabulary projection stays in half precision) runs in float32 instead, which also gives
+    the loss float32 logits."""
+    model.masked_lm_head.dtype_policy = "float32"
+    return model
+
+
 def load_distilbert_masked_lm(path, sequence_length=128):
     weights = read_safetensors(path)
     needed = ("vocab_transform.weight", "vocab_layer_norm.weight", "vocab_projector.bias")

@@ -9,7 +9,6 @@ attention blocks, layer norms and `output_projector`. The feed-forward input
 and gate projections (about half of the FLOPs) stay in float16.
 """
 
-import keras
 import keras_hub
 from keras_hub.src.models.t5.t5_transformer_layer import T5TransformerLayer
 
@@ -27,7 +26,3 @@ def keep_residual_in_float32(model):
         backbone.get_layer(name).dtype_policy = "float32"
     return model
 
-
-def needs_float32_residual(model) -> bool:
-    return (isinstance(model, keras_hub.models.T5Seq2SeqLM)
-            and keras.config.dtype_policy().name == "mixed_float16")
