@@ -96,7 +96,7 @@ def shard_report(model):
     """{path: (partition spec, shape of the shard on one device)} for every variable LAYOUTS names."""
     report = {}
     for v in model.weights:
-        if any(re.search(pattern, v.path) for pattern in LAYOUTS):
+        if any(re.fullmatch(pattern, v.path) for pattern in LAYOUTS):
             report[v.path] = (tuple(v.value.sharding.spec), v.value.addressable_shards[0].data.shape)
     return report
 
@@ -112,7 +112,7 @@ def test_model_parallel_splits_kernels_as_the_layout_says(name, texts, trained):
     report = shard_report(model)
     assert len(report) >= 12, sorted(report)
     for path, (spec, shard_shape) in report.items():
-        axes = next(axes for pattern, axes in LAYOUTS.items() if re.search(pattern, path))
+        axes = next(axes for pattern, axes in LAYOUTS.items() if re.fullmatch(pattern, path))
         full = next(v.shape for v in model.weights if v.path == path)
         assert spec == tuple(axes), path
         expected = tuple(n // 2 if axis == "model" else n for n, axis in zip(full, axes))
