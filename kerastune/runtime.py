@@ -203,7 +203,8 @@ def compile_model_function(model, fn):
     TensorFlow: `tf.function(jit_compile=True)`, variables are read at run time.
     JAX: `jax.jit` over a stateless call, with the model's current variable
     values passed in as arguments, so later training is seen without
-    recompiling. Other backends run eagerly.
+    recompiling. PyTorch: eager, under `torch.no_grad()` (these functions
+    are inference: generation, log-probs, scores).
     """
     name = backend()
     if name == "tensorflow":
@@ -229,6 +230,14 @@ def compile_model_function(model, fn):
             return stateless(state, *args)
 
         return call
+    if name == "torch":
+        import torch
+
+        def no_grad_call(*args):  # eager, but without building an autograd graph nobody will use
+            with torch.no_grad():
+                return fn(*args)
+
+        return no_grad_call
     return fn
 
 

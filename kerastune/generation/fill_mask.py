@@ -32,7 +32,7 @@ def fill_mask(model, texts, top_k=5) -> list[list[list[tuple[str, float]]]]:
             "padding_mask": np.ones((1, len(ids)), "int32"),
             "mask_positions": np.array([positions], "int32"),
         })
-        probabilities = np.asarray(ops.softmax(ops.cast(logits, "float32"), axis=-1))[0]
+        probabilities = ops.convert_to_numpy(ops.softmax(ops.cast(logits, "float32"), axis=-1))[0]
         per_mask = []
         for row in probabilities:
             best = np.argsort(-row)[:top_k]
