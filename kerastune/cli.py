@@ -58,7 +58,7 @@ def resolve_config(recipe_or_toml: str, config_file=None, overrides=()):
         defaults.update(TPU_DEFAULTS)
     applied = {k: v for k, v in defaults.items() if k not in given}
     if applied:
-        what = "tiny model: from-scratch defaults" if config.model.startswith("tiny-") else "defaults"
+        what = "tiny model: from-scratch defaults" if config.model.startswith("tiny-") else "distribution=tpu: defaults"
         print(f"{what} " + " ".join(f"{k}={v}" for k, v in applied.items()))
         config = build_config(recipe.Config, {**applied, **values}, overrides)
     return recipe, config

@@ -1,5 +1,5 @@
-"""Mixed precision: every recipe's tiny config runs without NaNs under mixed_float16 (TensorFlow pass) and
-mixed_bfloat16 (JAX pass), and T5 under mixed_float16 survives a residual stream past float16's range."""
+"""Mixed precision: every recipe's tiny config runs without NaNs under mixed_bfloat16 and mixed_float16,
+and T5 under mixed_float16 survives a residual stream past float16's range."""
 
 import json
 import math
@@ -32,8 +32,9 @@ SMALL = {
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 @pytest.mark.parametrize("recipe", list(SMALL))
 def test_every_recipe_runs_without_nans(recipe, precision, tmp_path):
-    if precision != {"tensorflow": "mixed_float16", "jax": "mixed_bfloat16"}[backend()]:
-        pytest.skip("CI time: each pair runs once, float16 on TensorFlow (GPUs), bfloat16 on JAX (TPUs)")
+    if backend() != "tensorflow":
+        pytest.skip("CI time: the matrix runs on the TensorFlow pass (bfloat16 on a CPU is emulated, 2-3x slower "
+                    "on JAX); JAX trains in mixed_bfloat16 in test_training.py and float16 in the T5 test below")
     try:
         code = main(["run", f"recipes/demo/{recipe}.toml", "--set", f"precision={precision}",
                      f"output_dir={tmp_path}", *SMALL[recipe]])

@@ -51,7 +51,8 @@ CACHE = Path("~/.cache/kerastune/datasets").expanduser()
 
 
 def copy_to_local(url: str) -> Path:
-    """A `gs://` file or folder (only its split files), copied once into a local cache."""
+    """A `gs://` file or folder (its data files only) copied into a local cache, afresh on every call so
+    that a changed bucket is seen. `ram://` is TensorFlow's in-memory filesystem (tests)."""
     import tensorflow as tf
 
     url = url.rstrip("/")
