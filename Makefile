@@ -15,11 +15,14 @@ install: $(BIN)/python
 demo: install
 	$(BIN)/kerastune demo
 
+# test_distribution.py needs simulated devices (tests/conftest.py), so it runs in a process of its own.
 test-tensorflow:
-	KERAS_BACKEND=tensorflow $(BIN)/pytest -q
+	KERAS_BACKEND=tensorflow $(BIN)/pytest -q --ignore=tests/test_distribution.py
+	KERAS_BACKEND=tensorflow KERASTUNE_TEST_DEVICES=1 $(BIN)/pytest -q tests/test_distribution.py
 
 test-jax:
-	KERAS_BACKEND=jax $(BIN)/pytest -q
+	KERAS_BACKEND=jax $(BIN)/pytest -q --ignore=tests/test_distribution.py
+	KERAS_BACKEND=jax KERASTUNE_TEST_DEVICES=1 $(BIN)/pytest -q tests/test_distribution.py
 
 test: install lint
 	$(MAKE) test-tensorflow

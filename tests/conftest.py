@@ -7,21 +7,18 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# Simulated devices for the distribution tests (test_distribution.py), set before JAX or TensorFlow starts:
-# JAX splits the host into 8 CPU devices, TensorFlow into 4 logical CPUs (MirroredStrategy compiles every
-# replica's copy of a step, so fewer keep CI short). Single-device code still runs on the first one.
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
-TENSORFLOW_DEVICES = 4
-
-
-def _split_tensorflow_cpu():
+# Simulated devices, only for the distribution tests, which `make test` runs in a pytest process of their
+# own with KERASTUNE_TEST_DEVICES=1 (every other test keeps the machine's one CPU device). Set before JAX or
+# TensorFlow starts: JAX splits the host into 8 CPU devices, TensorFlow into 4 logical CPUs
+# (MirroredStrategy compiles every replica's copy of a step, so fewer keep CI short).
+SIMULATED_DEVICES = os.environ.get("KERASTUNE_TEST_DEVICES") == "1"
+if SIMULATED_DEVICES:
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
     import tensorflow as tf
 
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * TENSORFLOW_DEVICES)
-
-
-_split_tensorflow_cpu()
+    tf.config.set_logical_device_configuration(
+        tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 4
+    )
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "recipes" / "data"))
 sys.path.insert(0, str(Path(__file__).parent))

@@ -1,4 +1,5 @@
-"""distribution = data_parallel | model_parallel on simulated CPU devices (conftest.py: 8 on JAX, 4 on TensorFlow).
+"""distribution = data_parallel | model_parallel on simulated CPU devices (conftest.py: 8 on JAX, 4 on TensorFlow;
+`make test` runs this file with KERASTUNE_TEST_DEVICES=1 in a pytest process of its own).
 
 From the same initial weights, a few training steps give the same losses as one device; under
 model_parallel (JAX) the big kernels are really split as models/layouts.py says; generation, PPO and
@@ -25,6 +26,8 @@ from kerastune.runtime import backend, compile_model_function, distribution_scop
 from kerastune.training.fit import compile_for_training, without_preprocessor
 
 DEVICES = len(keras.distribution.list_devices())  # conftest.py: 8 on JAX, 4 on TensorFlow
+pytestmark = pytest.mark.skipif(DEVICES < 2, reason="needs simulated devices: KERASTUNE_TEST_DEVICES=1 "
+                                "(make test runs this file so, in a process of its own)")
 MODES = ["none", "data_parallel"] + (["model_parallel"] if backend() == "jax" else [])
 
 
