@@ -8,8 +8,8 @@ width rather than the vocabulary: GPT-2's 50,257 tokens divide by nothing.
 
 Keys are regular expressions that Keras matches against each variable's whole
 path (keras-hub's layer names, hence the leading `.*`); a path may match at
-most one. Everything unmatched (layer
-norms, small biases, LoRA adapters, heads) is replicated.
+most one. Everything unmatched (layer norms, small biases, LoRA adapters,
+heads) is replicated.
 """
 
 from keras.distribution import LayoutMap
