@@ -1,4 +1,4 @@
-"""`kerastune run | generate | export | demo`.
+"""`kerastune run | generate | export | demo | bench`.
 
 Bad input (a `KerastuneError`) prints one line, `error: ...`, and exits with
 status 2; `--debug` shows the traceback instead.
@@ -136,6 +136,16 @@ def cmd_export(args):
     print(f"wrote {args.format} export to {args.out}")
 
 
+def cmd_bench(args):
+    """kerastune against transformers + PyTorch (kerastune/bench)."""
+    from kerastune.bench import run_bench
+
+    command = "kerastune bench" + (" --quick" if args.quick else "")
+    if tuple(args.backends) != ("tensorflow", "jax"):
+        command += " --backends " + " ".join(args.backends)
+    run_bench(args.output_dir, size="quick" if args.quick else "full", backends=args.backends, command=command)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="kerastune", description="Fine-tuning recipes for Keras 3.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -178,6 +188,13 @@ def build_parser():
     demo.add_argument("--recipes", nargs="+", choices=RECIPES)
     demo.add_argument("--set", nargs="+", metavar="KEY=VALUE", action="extend")
     demo.set_defaults(func=cmd_demo)
+
+    bench = sub.add_parser("bench", help="speed against transformers + PyTorch: bench.json and a markdown table")
+    bench.add_argument("--quick", action="store_true", help="fewer and shorter batches (a few minutes)")
+    bench.add_argument("--backends", nargs="+", choices=("tensorflow", "jax"), default=["tensorflow", "jax"],
+                       help="Keras backends to measure (each against the same PyTorch run)")
+    bench.add_argument("--output-dir", default="runs/bench")
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -205,13 +205,16 @@ def compile_model_function(model, fn):
     values passed in as arguments, so later training is seen without
     recompiling. PyTorch: eager, under `torch.no_grad()` (these functions
     are inference: generation, log-probs, scores).
+    The result's `traces` attribute counts the compilations so far (one per
+    input shape; it should not grow batch after batch).
     """
     name = backend()
+    counted = _count_traces(fn)
     if name == "tensorflow":
         import tensorflow as tf
 
-        return tf.function(fn, jit_compile=True, reduce_retracing=True)
-    if name == "jax":
+        call = tf.function(counted, jit_compile=True, reduce_retracing=True)
+    elif name == "jax":
         import jax
 
         @jax.jit
@@ -220,7 +223,7 @@ def compile_model_function(model, fn):
             mapping = list(zip(model.trainable_variables, trainable))
             mapping += list(zip(model.non_trainable_variables, non_trainable))
             with keras.StatelessScope(state_mapping=mapping):
-                return fn(*args)
+                return counted(*args)
 
         def call(*args):
             state = (
@@ -229,16 +232,41 @@ def compile_model_function(model, fn):
             )
             return stateless(state, *args)
 
-        return call
-    if name == "torch":
+    elif name == "torch":
         import torch
 
-        def no_grad_call(*args):  # eager, but without building an autograd graph nobody will use
+        def call(*args):  # eager, but without building an autograd graph nobody will use
             with torch.no_grad():
-                return fn(*args)
+                return counted(*args)
 
-        return no_grad_call
-    return fn
+    else:
+        call = counted
+    return _CountedFunction(call, counted)
+
+
+def _count_traces(fn):
+    """`fn` that counts its Python calls: under tf.function or jax.jit, one per compilation."""
+
+    def counted(*args):
+        counted.traces += 1
+        return fn(*args)
+
+    counted.traces = 0
+    return counted
+
+
+class _CountedFunction:
+    """A compiled function with the compilation count of `_count_traces` as `.traces`."""
+
+    def __init__(self, call, counted):
+        self._call, self._counted = call, counted
+
+    def __call__(self, *args):
+        return self._call(*args)
+
+    @property
+    def traces(self) -> int:
+        return self._counted.traces
 
 
 def stateless_uniform(shape, seed, index):

@@ -84,8 +84,15 @@ def prepare_tf_dataset(
 ):
     """Batched, bucketed, prefetched seq2seq training data (see module docstring)."""
     ds = tokenize_pairs(sources, targets, tokenizer, max_source_length, max_target_length)
+    return batch_pairs(ds, len(sources), batch_size, max_source_length, max_target_length, shuffle, seed,
+                       boundaries, static_shapes, pad_to_multiple_of)
+
+
+def batch_pairs(ds, size, batch_size, max_source_length, max_target_length, shuffle=True, seed=0, boundaries=None,
+                static_shapes=False, pad_to_multiple_of=8):
+    """Shuffle, bucket, pad and batch a dataset of `size` (source_ids, target_ids) pairs (already tokenized)."""
     if shuffle:
-        ds = ds.shuffle(len(sources), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(size, seed=seed, reshuffle_each_iteration=True)
     edges = bucket_boundaries(max_source_length, boundaries)
     padded_shapes = ([None], [max_target_length] if static_shapes else [None])
     ds = ds.bucket_by_sequence_length(

@@ -153,21 +153,28 @@ class Seq2SeqGenerator:
         return self.pad(self.tokenize(prompts), length)
 
     def decode(self, ids) -> list[str]:
-        texts = []
+        """Text up to `</s>`. Ids past the tokenizer's vocabulary (FLAN-T5's embedding has 32,128 rows
+        for 32,100 pieces) have no text and are dropped, as transformers' tokenizers drop them."""
+        texts, known = [], self.tokenizer.vocabulary_size()
         for row in ids:  # a matrix, or lists of different lengths
             row = [int(t) for t in row]
             if self.eos_id in row:
                 row = row[: row.index(self.eos_id)]
-            row = [t for t in row if t != self.pad_id]
+            row = [t for t in row if t != self.pad_id and t < known]
             texts.append(to_str(self.tokenizer.detokenize([row])[0]) if row else "")
         return texts
 
     def generate(self, prompts, batch_size=32, progress=False) -> list[str]:
         """Generate for any number of prompts, in length-sorted fixed-shape batches."""
         prompts = list(prompts)
-        pieces = self.tokenize(prompts) if prompts else []
-        if not pieces:
-            return []
+        return self.decode(self.generate_pieces(self.tokenize(prompts), batch_size, progress)) if prompts else []
+
+    def generate_pieces(self, pieces, batch_size=32, progress=False) -> list[np.ndarray]:
+        """Generated ids for token-id prompts (lists ending in `</s>`), in the prompts' order.
+
+        Prompts are sorted by length, each batch is padded to a bucket edge and a
+        short last batch is filled with copies, so the search compiles once per edge.
+        """
         order = np.argsort([len(p) for p in pieces], kind="stable")
         edges = bucket_boundaries(self.max_source_length)
         bar = keras.utils.Progbar(len(pieces), unit_name="prompt") if progress else None
@@ -178,12 +185,17 @@ class Seq2SeqGenerator:
             width = next(e - 1 for e in edges if e > longest)
             batch = [pieces[i] for i in chosen]
             batch += [batch[-1]] * (batch_size - len(batch))  # same shape for every batch
-            texts = self.decode(self.generate_ids(*self.pad(batch, length=width)))
-            for i, text in zip(chosen, texts):
-                outputs[i] = text
+            ids = self.generate_ids(*self.pad(batch, length=width))
+            for i, row in zip(chosen, ids):
+                outputs[i] = row
             if bar:
                 bar.add(len(chosen))
         return outputs
+
+    @property
+    def compilations(self) -> int:
+        """How many input shapes the search was compiled for so far."""
+        return self._compiled_search.traces
 
 
 def to_str(value) -> str:

@@ -1,0 +1,114 @@
+"""`kerastune bench`: kerastune against transformers + PyTorch, in one run, on the same weights and inputs.
+
+Steps: write transformers checkpoints (seeded random weights) and the
+pipeline's data, then run each side in a process of its own, one after the
+other (`worker.py`): PyTorch first, then each Keras backend. Each side
+measures training throughput of three models, greedy and beam-4 generation,
+the instruction-tuning pipeline end to end, and a matmul peak. The rows,
+ratios and targets go to OUT/bench.json and OUT/bench.md (`report.py`).
+Needs torch and transformers (`pip install -e ".[test]"`; torch==2.13.0 is
+the CPU build).
+"""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from kerastune.errors import KerastuneError
+
+LABELS = ["World", "Sports", "Business", "Sci/Tech"]
+
+
+def _check_reference_stack():
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError:
+        raise KerastuneError(
+            "kerastune bench compares against transformers + PyTorch: pip install torch==2.13.0 transformers "
+            "(or make install, which installs the test extras)"
+        ) from None
+
+
+def write_news_splits(source_dir: Path, out_dir: Path, sizes) -> Path:
+    """train / validation / test CSVs of the project's news sample, the same rows for both pipelines."""
+    def read(name):
+        with open(source_dir / f"{name}.csv", newline="") as f:
+            return list(csv.DictReader(f))
+
+    train, test = read("train"), read("test")
+    parts = {"train": train[: sizes.train], "validation": train[sizes.train : sizes.train + sizes.validation],
+             "test": test[: sizes.test]}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, rows in parts.items():
+        if len(rows) < {"train": sizes.train, "validation": sizes.validation, "test": sizes.test}[name]:
+            raise KerastuneError(f"the news sample has too few rows for the {name} split")
+        with open(out_dir / f"{name}.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["text", "label"])
+            writer.writeheader()
+            writer.writerows({"text": r["text"], "label": r["label"]} for r in rows)
+    return out_dir
+
+
+def prepare(workdir: Path, size: str) -> dict:
+    """Checkpoints and data both sides load; returns the plan the workers read."""
+    from kerastune.bench.reference import write_checkpoint
+    from kerastune.bench.workloads import MODELS, workloads
+    from kerastune.cli import RECIPES_DIR, load_recipe
+
+    work = workloads(size)
+    recipe = load_recipe("instruction_tuning").Config()
+    news_dir = write_news_splits(RECIPES_DIR / "data" / "news_sample", workdir / "news", work["pipeline"])
+    with open(news_dir / "train.csv", newline="") as f:
+        news = [recipe.prompt.format(text=r["text"]) for r in csv.DictReader(f)] + LABELS
+    with open(RECIPES_DIR / "data" / "products_sample.csv", newline="") as f:
+        products = [r["product_description"] for r in csv.DictReader(f) if r.get("product_description")]
+    texts = {"t5": news, "gpt2": products, "distilbert": news}
+    checkpoints = {}
+    for model in sorted({w.model for w in work["training"]} | {work["generation"].model, work["pipeline"].model}):
+        print(f"writing a {model}-shaped transformers checkpoint", flush=True)
+        checkpoints[model] = str(write_checkpoint(model, workdir / model, texts[MODELS[model][0]]))
+    plan = {"size": size, "checkpoints": checkpoints, "news_dir": str(news_dir), "prompt": recipe.prompt,
+            "labels": recipe.labels}
+    (workdir / "plan.json").write_text(json.dumps(plan, indent=1))
+    return plan
+
+
+def run_side(side: str, workdir: Path) -> dict:
+    env = dict(os.environ)
+    if side != "torch":
+        env["KERAS_BACKEND"] = side
+    print(f"\n=== bench: {side} ===", flush=True)
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "kerastune.bench.worker", side, str(workdir)], env=env)
+    if done.returncode:
+        raise KerastuneError(f"the {side} side of the benchmark failed (exit {done.returncode}; see above)")
+    print(f"=== {side} done in {time.perf_counter() - started:.0f} s ===", flush=True)
+    return json.loads((workdir / f"{side}.json").read_text())
+
+
+def run_bench(out_dir="runs/bench", size="full", backends=("tensorflow", "jax"), command="kerastune bench") -> dict:
+    """Run every side, write OUT/bench.json and OUT/bench.md, return the JSON. `size`: tiny | quick | full."""
+    from kerastune.bench.report import build_rows, markdown
+
+    _check_reference_stack()
+    out_dir = Path(out_dir)
+    workdir = out_dir / "work"
+    workdir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    prepare(workdir, size)
+    sides = {side: run_side(side, workdir) for side in ("torch", *backends)}
+    rows, peak = build_rows(size, sides)
+    table = markdown(rows, peak, list(sides), command)
+    result = {"command": command, "size": size, "matmul_peak_gflops": peak, "seconds": time.perf_counter() - started,
+              "cpu_count": os.cpu_count(), "rows": rows,
+              "side_seconds": {side: values["seconds"] for side, values in sides.items()}}
+    (out_dir / "bench.json").write_text(json.dumps(result, indent=1))
+    (out_dir / "bench.md").write_text(table)
+    print("\n" + table)
+    print(f"wrote {out_dir / 'bench.json'} and {out_dir / 'bench.md'} ({result['seconds']:.0f} s)")
+    return result

@@ -1,0 +1,46 @@
+"""Model FLOPs of a training step, counted from the shapes, for model FLOPs utilisation (MFU).
+
+A matmul of (m, k) by (k, n) is 2mkn FLOPs; a training step is 3x the
+forward pass (the backward pass does two matmuls for each forward one).
+Only the work real tokens need counts: padding is waste, so a run that pads
+more shows a lower MFU. Attention scores count the full square (as
+PaLM's MFU does); softmax, norms and activations are not counted.
+"""
+
+
+def t5_forward(config: dict, source: int, target: int) -> float:
+    d, inner, ff, vocab = config["d_model"], config["num_heads"] * config["d_kv"], config["d_ff"], config["vocab_size"]
+    ffn = (3 if config["feed_forward_proj"].startswith("gated") else 2) * d * ff
+    encoder = config["num_layers"] * (2 * source * (4 * d * inner + ffn) + 4 * source * source * inner)
+    decoder_tokens = target * (4 * d * inner + 2 * d * inner + ffn)  # self q/k/v/o, cross q/o, feed-forward
+    cross_keys = source * 2 * d * inner  # cross-attention k/v over the encoder's outputs
+    attention = 4 * target * target * inner + 4 * target * source * inner
+    decoder = config.get("num_decoder_layers", config["num_layers"]) * (2 * (decoder_tokens + cross_keys) + attention)
+    return encoder + decoder + 2 * target * d * vocab
+
+
+def gpt2_forward(config: dict, length: int) -> float:
+    d, layers, vocab = config["n_embd"], config["n_layer"], config["vocab_size"]
+    tokens = length - 1  # inputs 0..n-2 predict tokens 1..n-1
+    return layers * (2 * tokens * 12 * d * d + 4 * tokens * tokens * d) + 2 * tokens * d * vocab
+
+
+def distilbert_forward(config: dict, length: int) -> float:
+    d, hidden, layers, vocab = config["dim"], config["hidden_dim"], config["n_layers"], config["vocab_size"]
+    encoder = layers * (2 * length * (4 * d * d + 2 * d * hidden) + 4 * length * length * d)
+    return encoder + 2 * length * (d * d + d * vocab)  # the MLM head scores every position
+
+
+def training_flops(family: str, config: dict, examples: dict) -> float:
+    """Model FLOPs of one training pass over `examples` (see `TrainingWorkload.examples`)."""
+    if family == "t5":
+        forward = sum(t5_forward(config, len(s), len(t)) for s, t in zip(examples["inputs"], examples["targets"]))
+    elif family == "gpt2":
+        forward = sum(gpt2_forward(config, len(ids)) for ids in examples["inputs"])
+    else:
+        forward = sum(distilbert_forward(config, len(ids)) for ids in examples["inputs"])
+    return 3.0 * forward
+
+
+def real_tokens(examples: dict) -> int:
+    return sum(len(ids) for ids in examples["inputs"]) + sum(len(ids) for ids in examples.get("targets", []))

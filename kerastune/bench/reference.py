@@ -1,0 +1,211 @@
+"""The transformers + PyTorch way, measured by `kerastune bench` against kerastune.
+
+Checkpoints: transformers models with seeded random weights, saved with
+`save_pretrained` beside small offline tokenizer files, so kerastune loads
+the same weights with `load_model(dir)`. Training is a plain PyTorch loop
+with dynamic padding (pad each batch to its longest row, labels -100 on
+padding: what Trainer's collators do). Generation is `model.generate` on
+batches padded to their longest prompt. The notebook pipeline is the
+instruction-tuning seed's own code path: padding to 400, `Seq2SeqTrainer`,
+then batched beam-5 `generate` with max_length 50.
+"""
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kerastune.bench.workloads import MODELS
+
+
+def write_checkpoint(model: str, path, texts) -> Path:
+    """A transformers checkpoint of `model`'s shape (seed 0) and tokenizer files trained on `texts`."""
+    from transformers import (
+        DistilBertConfig,
+        DistilBertForMaskedLM,
+        GPT2Config,
+        GPT2LMHeadModel,
+        T5Config,
+        T5ForConditionalGeneration,
+    )
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    family, config = MODELS[model]
+    torch.manual_seed(0)
+    if family == "t5":
+        from kerastune.models.t5.tiny import train_sentencepiece
+
+        (path / "spiece.model").write_bytes(train_sentencepiece(texts, vocab_size=2000))
+        network = T5ForConditionalGeneration(T5Config(**config))
+    elif family == "gpt2":
+        from kerastune.models.gpt2.tokenizer import train_byte_level_bpe, write_vocabulary
+
+        write_vocabulary(*train_byte_level_bpe(texts, vocab_size=1000), path)
+        network = GPT2LMHeadModel(GPT2Config(**config))
+    else:  # a WordPiece vocabulary with BERT's special ids and the model's full size
+        special = {0: "[PAD]", 100: "[UNK]", 101: "[CLS]", 102: "[SEP]", 103: "[MASK]"}
+        words = [special.get(i, f"[unused{i}]" if i < 1000 else f"w{i}") for i in range(config["vocab_size"])]
+        (path / "vocab.txt").write_text("\n".join(words) + "\n")
+        (path / "tokenizer_config.json").write_text('{"do_lower_case": true}')
+        network = DistilBertForMaskedLM(DistilBertConfig(**config))
+    network.save_pretrained(path)
+    return path
+
+
+def matmul_peak(size=2048, repeats=10) -> float:
+    """Best fp32 GFLOP/s of a (size x size) matmul in PyTorch."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.matmul(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def _pad(rows, value):
+    width = max(len(r) for r in rows)
+    return torch.tensor([r + [value] * (width - len(r)) for r in rows], dtype=torch.long)
+
+
+def _training_batch(family, rows, targets=None, collator=None):
+    """One dynamically padded batch, as transformers' collators build it."""
+    if family == "t5":
+        ids = _pad(rows, 0)
+        return dict(input_ids=ids, attention_mask=(ids != 0).long(), labels=_pad(targets, -100))
+    if family == "gpt2":
+        ids, mask = _pad(rows, 50256), _pad([[1] * len(r) for r in rows], 0)
+        return dict(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100))
+    return collator([{"input_ids": r} for r in rows])  # DataCollatorForLanguageModeling: pad, then mask 15%
+
+
+def train_throughput(workload, path) -> dict:
+    """Seconds of the second of two passes over the workload's batches (the first warms up)."""
+    from transformers import (
+        AutoModelForMaskedLM,
+        DataCollatorForLanguageModeling,
+        DistilBertTokenizerFast,
+        GPT2LMHeadModel,
+        T5ForConditionalGeneration,
+    )
+
+    family, _ = MODELS[workload.model]
+    examples = workload.examples()
+    torch.manual_seed(0)
+    collator = None
+    if family == "t5":
+        model = T5ForConditionalGeneration.from_pretrained(path)
+    elif family == "gpt2":
+        model = GPT2LMHeadModel.from_pretrained(path)
+    else:
+        model = AutoModelForMaskedLM.from_pretrained(path)
+        tokenizer = DistilBertTokenizerFast(vocab_file=str(Path(path) / "vocab.txt"))
+        collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15, return_tensors="pt")
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, eps=1e-8)
+    size = workload.batch_size
+    seconds = []
+    for _ in range(2):
+        start = time.perf_counter()
+        for first in range(0, len(examples["inputs"]), size):
+            rows = examples["inputs"][first : first + size]
+            targets = examples["targets"][first : first + size] if family == "t5" else None
+            loss = model(**_training_batch(family, rows, targets, collator)).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        seconds.append(time.perf_counter() - start)
+    return {"seconds": seconds[1], "warmup_seconds": seconds[0], "steps": -(-len(examples["inputs"]) // size)}
+
+
+@torch.no_grad()
+def generation_throughput(workload, path, num_beams) -> dict:
+    """Seconds to generate for every prompt in batches of the workload's size (after one warm-up batch)."""
+    from transformers import T5ForConditionalGeneration
+
+    model = T5ForConditionalGeneration.from_pretrained(path).eval()
+    prompts = workload.prompt_ids()
+
+    def run(batch):
+        ids = _pad(batch, 0)
+        out = model.generate(input_ids=ids, attention_mask=(ids != 0).long(), max_new_tokens=workload.max_new_tokens,
+                             num_beams=num_beams, do_sample=False, early_stopping=True)
+        return [[int(t) for t in row[1:]] for row in out]
+
+    run(prompts[: workload.batch_size])
+    start = time.perf_counter()
+    outputs = []
+    for first in range(0, len(prompts), workload.batch_size):
+        outputs += run(prompts[first : first + workload.batch_size])
+    return {"seconds": time.perf_counter() - start, "outputs": outputs}
+
+
+def notebook_pipeline(workload, path, splits, prompt, labels, output_dir) -> dict:
+    """The instruction-tuning seed, cell by cell: tokenize padding to 400 (labels -100), Seq2SeqTrainer
+    (batch 32, lr 1e-5, eval loss every epoch), then exact match of beam-5, max_length-50 generations
+    in batches of 12 on validation and test (the seed also scores train; left out, as the recipe does not)."""
+    import datasets
+    from transformers import (
+        AutoTokenizer,
+        DataCollatorForSeq2Seq,
+        Seq2SeqTrainer,
+        Seq2SeqTrainingArguments,
+        T5ForConditionalGeneration,
+    )
+
+    started = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = T5ForConditionalGeneration.from_pretrained(path)
+
+    def with_prompts(rows):
+        return datasets.Dataset.from_dict({
+            "prompt": [prompt.format(text=r["text"].replace("\\", " ")) for r in rows],
+            "labelText": [labels[int(r["label"])] for r in rows],
+        })
+
+    data = datasets.DatasetDict({name: with_prompts(rows) for name, rows in splits.items()})
+
+    def preprocess_function(sample, padding="max_length"):
+        model_inputs = tokenizer(sample["prompt"], max_length=400, padding=padding, truncation=True)
+        targets = tokenizer(text_target=sample["labelText"], max_length=400, padding=padding, truncation=True)
+        targets["input_ids"] = [[(t if t != tokenizer.pad_token_id else -100) for t in label]
+                                for label in targets["input_ids"]]
+        model_inputs["labels"] = targets["input_ids"]
+        return model_inputs
+
+    tokenized = data.map(preprocess_function, batched=True, remove_columns=["prompt", "labelText"])
+    args = Seq2SeqTrainingArguments(
+        do_train=True, do_eval=True, eval_strategy="epoch", logging_strategy="epoch", save_strategy="no",
+        per_device_train_batch_size=32, per_device_eval_batch_size=32, auto_find_batch_size=True,
+        gradient_accumulation_steps=1, learning_rate=1e-5, num_train_epochs=workload.epochs,
+        output_dir=str(output_dir), report_to="none", disable_tqdm=True,
+    )
+    collator = DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100, pad_to_multiple_of=32)
+    trainer = Seq2SeqTrainer(model=model, args=args, train_dataset=tokenized["train"],
+                             eval_dataset=tokenized["validation"], data_collator=collator)
+    model.config.use_cache = False
+    trainer.train()
+    trained = time.perf_counter()
+
+    model.eval()
+    accuracy = {}
+    for name in ("validation", "test"):
+        split, matches = data[name], 0
+        for first in range(0, len(split), 12):
+            batch = split[first : first + 12]
+            inputs = tokenizer(batch["prompt"], return_tensors="pt", padding=True, truncation=True)
+            with torch.no_grad():
+                out = model.generate(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                                     max_length=50, num_beams=5, early_stopping=True, return_dict_in_generate=True)
+            texts = [tokenizer.decode(seq, skip_special_tokens=True) for seq in out.sequences]
+            matches += sum(g.strip() == t.strip() for g, t in zip(texts, batch["labelText"]))
+        accuracy[f"{name}_accuracy"] = matches / len(split)
+    ended = time.perf_counter()
+    return {"seconds": ended - started, "train_seconds": trained - started, "evaluate_seconds": ended - trained,
+            **accuracy}
+
+
+def mean(values) -> float:
+    return float(np.mean(values))
