@@ -1,9 +1,10 @@
-# kerastune: `make demo` (install + offline demo), `make test` (install + tests on both backends).
+# kerastune: `make demo` (install + offline demo), `make test` (install + tests on both backends),
+# `make bench` (speed against transformers + PyTorch; `make bench QUICK=1` for the few-minute version).
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-tensorflow test-jax lint clean
+.PHONY: install demo bench test test-tensorflow test-jax lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,13 +16,18 @@ install: $(BIN)/python
 demo: install
 	$(BIN)/kerastune demo
 
-# test_distribution.py needs simulated devices (tests/conftest.py), so it runs in a process of its own.
+bench: install
+	$(BIN)/kerastune bench $(if $(QUICK),--quick)
+
+# Two pytest workers, a test file each at a time (most of a test's time is single-threaded Python and
+# compilation). test_distribution.py needs simulated devices (tests/conftest.py): a process of its own.
+PYTEST := $(BIN)/pytest -q -n 2 --dist loadfile --ignore=tests/test_distribution.py
 test-tensorflow:
-	KERAS_BACKEND=tensorflow $(BIN)/pytest -q --ignore=tests/test_distribution.py
+	KERAS_BACKEND=tensorflow $(PYTEST)
 	KERAS_BACKEND=tensorflow KERASTUNE_TEST_DEVICES=1 $(BIN)/pytest -q tests/test_distribution.py
 
 test-jax:
-	KERAS_BACKEND=jax $(BIN)/pytest -q --ignore=tests/test_distribution.py
+	KERAS_BACKEND=jax $(PYTEST)
 	KERAS_BACKEND=jax KERASTUNE_TEST_DEVICES=1 $(BIN)/pytest -q tests/test_distribution.py
 
 test: install lint

@@ -6,6 +6,7 @@ Separate processes keep each framework's threads and memory out of the
 others' timings, and let one run hold TensorFlow and JAX results side by side.
 """
 
+import contextlib
 import json
 import sys
 import time
@@ -14,7 +15,18 @@ from pathlib import Path
 from kerastune.bench.workloads import workloads
 
 
+def quiet():
+    """The reference stack's progress bars and notices would drown the bench's own lines."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+
+
 def measure(side: str, workdir: Path) -> dict:
+    quiet()
     plan = json.loads((workdir / "plan.json").read_text())
     work = workloads(plan["size"])
     checkpoints = {name: Path(p) for name, p in plan["checkpoints"].items()}
@@ -24,13 +36,26 @@ def measure(side: str, workdir: Path) -> dict:
         from kerastune.bench import keras_side as impl
     results = {"side": side, "matmul_gflops": impl.matmul_peak(), "training": {}, "generation": {}}
     for workload in work["training"]:
-        print(f"[{side}] training {workload.model}", flush=True)
-        results["training"][workload.model] = impl.train_throughput(workload, checkpoints[workload.model])
+        with step(side, f"training {workload.model}"):
+            results["training"][workload.model] = impl.train_throughput(workload, checkpoints[workload.model])
     for name, beams in (("greedy", 1), ("beam4", 4)):
-        print(f"[{side}] generation {name}", flush=True)
-        results["generation"][name] = impl.generation_throughput(
-            work["generation"], checkpoints[work["generation"].model], beams)
-    print(f"[{side}] instruction-tuning pipeline", flush=True)
+        with step(side, f"generation {name}"):
+            results["generation"][name] = impl.generation_throughput(
+                work["generation"], checkpoints[work["generation"].model], beams)
+    with step(side, "instruction-tuning pipeline"):
+        results["pipeline"] = pipeline(side, impl, work, checkpoints, plan, workdir)
+    return results
+
+
+@contextlib.contextmanager
+def step(side, what):
+    print(f"[{side}] {what}", flush=True)
+    started = time.perf_counter()
+    yield
+    print(f"[{side}] {what}: {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def pipeline(side, impl, work, checkpoints, plan, workdir) -> dict:
     pipeline_dir = workdir / f"pipeline-{side}"
     if side == "torch":
         import csv
@@ -39,12 +64,9 @@ def measure(side: str, workdir: Path) -> dict:
         for name in ("train", "validation", "test"):
             with open(Path(plan["news_dir"]) / f"{name}.csv", newline="") as f:
                 splits[name] = list(csv.DictReader(f))
-        results["pipeline"] = impl.notebook_pipeline(
+        return impl.notebook_pipeline(
             work["pipeline"], checkpoints[work["pipeline"].model], splits, plan["prompt"], plan["labels"], pipeline_dir)
-    else:
-        results["pipeline"] = impl.recipe_pipeline(
-            work["pipeline"], checkpoints[work["pipeline"].model], plan["news_dir"], pipeline_dir)
-    return results
+    return impl.recipe_pipeline(work["pipeline"], checkpoints[work["pipeline"].model], plan["news_dir"], pipeline_dir)
 
 
 def main(argv=None):

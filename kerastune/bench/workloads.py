@@ -135,7 +135,7 @@ def workloads(size: str) -> dict:
             ],
             "generation": GenerationWorkload("flan-t5-small", prompts=64, batch_size=32, max_new_tokens=16,
                                              lengths=AG_NEWS_PROMPT),
-            "pipeline": PipelineWorkload("flan-t5-small", train=64, validation=24, test=24),
+            "pipeline": PipelineWorkload("flan-t5-small", train=32, validation=16, test=16),
         }
     return {
         "training": [
@@ -145,7 +145,7 @@ def workloads(size: str) -> dict:
         ],
         "generation": GenerationWorkload("flan-t5-small", prompts=128, batch_size=32, max_new_tokens=32,
                                          lengths=AG_NEWS_PROMPT),
-        "pipeline": PipelineWorkload("flan-t5-small", train=256, validation=64, test=64),
+        "pipeline": PipelineWorkload("flan-t5-small", train=128, validation=64, test=64),
     }
 
 
