@@ -143,7 +143,9 @@ def cmd_bench(args):
     command = "kerastune bench" + (" --quick" if args.quick else "")
     if tuple(args.backends) != ("tensorflow", "jax"):
         command += " --backends " + " ".join(args.backends)
-    run_bench(args.output_dir, size="quick" if args.quick else "full", backends=args.backends, command=command)
+    command += " --reuse" if args.reuse else ""
+    run_bench(args.output_dir, size="quick" if args.quick else "full", backends=args.backends, command=command,
+              reuse=args.reuse)
 
 
 def build_parser():
@@ -194,6 +196,8 @@ def build_parser():
     bench.add_argument("--backends", nargs="+", choices=("tensorflow", "jax"), default=["tensorflow", "jax"],
                        help="Keras backends to measure (each against the same PyTorch run)")
     bench.add_argument("--output-dir", default="runs/bench")
+    bench.add_argument("--reuse", action="store_true",
+                       help="keep the sides a run of the same size already measured in OUTPUT_DIR/work")
     bench.set_defaults(func=cmd_bench)
     return parser
 

@@ -91,8 +91,13 @@ def run_side(side: str, workdir: Path) -> dict:
     return json.loads((workdir / f"{side}.json").read_text())
 
 
-def run_bench(out_dir="runs/bench", size="full", backends=("tensorflow", "jax"), command="kerastune bench") -> dict:
-    """Run every side, write OUT/bench.json and OUT/bench.md, return the JSON. `size`: tiny | quick | full."""
+def run_bench(out_dir="runs/bench", size="full", backends=("tensorflow", "jax"), command="kerastune bench",
+              reuse=False) -> dict:
+    """Run every side, write OUT/bench.json and OUT/bench.md, return the JSON. `size`: tiny | quick | full.
+
+    `reuse` keeps the sides an earlier run of the same size measured in OUT/work and runs only the
+    missing ones (a long full run can be finished in parts; bench.json lists which sides were reused).
+    """
     from kerastune.bench.report import build_rows, markdown
 
     _check_reference_stack()
@@ -100,13 +105,24 @@ def run_bench(out_dir="runs/bench", size="full", backends=("tensorflow", "jax"),
     workdir = out_dir / "work"
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    prepare(workdir, size)
-    sides = {side: run_side(side, workdir) for side in ("torch", *backends)}
+    plan_file = workdir / "plan.json"
+    same_plan = plan_file.is_file() and json.loads(plan_file.read_text()).get("size") == size
+    if not (reuse and same_plan):
+        for old in workdir.glob("*.json"):
+            old.unlink()
+        prepare(workdir, size)
+    sides, reused = {}, []
+    for side in ("torch", *backends):
+        if (workdir / f"{side}.json").is_file():
+            sides[side] = json.loads((workdir / f"{side}.json").read_text())
+            reused.append(side)
+        else:
+            sides[side] = run_side(side, workdir)
     rows, peak = build_rows(size, sides)
     table = markdown(rows, peak, list(sides), command)
     result = {"command": command, "size": size, "matmul_peak_gflops": peak, "seconds": time.perf_counter() - started,
               "cpu_count": os.cpu_count(), "rows": rows,
-              "side_seconds": {side: values["seconds"] for side, values in sides.items()}}
+              "side_seconds": {side: values["seconds"] for side, values in sides.items()}, "reused": reused}
     (out_dir / "bench.json").write_text(json.dumps(result, indent=1))
     (out_dir / "bench.md").write_text(table)
     print("\n" + table)
