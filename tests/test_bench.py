@@ -57,7 +57,7 @@ def test_bench_runs_both_sides_and_writes_the_table(tmp_path):
     pipeline = rows["pipeline:instruction-tuning pipeline end to end"]
     assert {"validation_accuracy", "test_accuracy"} <= set(pipeline["details"]["torch"])
     table = (tmp_path / "bench.md").read_text()
-    assert table.count("\n| ") == len(result["rows"]) + 1  # header + one line per row
+    assert table.count("\n| ") == len(result["rows"]) + 2  # header, separator, one line per row
     assert "matmul peak" in table
 
 

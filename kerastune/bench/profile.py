@@ -28,8 +28,9 @@ GROUPS = (
 
 
 def group_of(op_type: str) -> str:
-    for name, prefixes in GROUPS:
-        if op_type.startswith(prefixes):
+    """The group of an op type; oneDNN kernels carry prefixes (`_MklNativeFusedMatMul`, `_FusedMatMul`)."""
+    for name, kinds in GROUPS:
+        if any(kind in op_type for kind in kinds):
             return name
     return "element-wise and other"
 
@@ -55,11 +56,11 @@ def profile_training(checkpoint: str, model_name: str, size="quick") -> dict:
         seconds = (time.perf_counter() - started) / 2
         tf.profiler.experimental.stop()
     return {"model": model_name, "step_seconds": seconds, "jit_compile": bool(model.jit_compile),
-            "groups": op_groups(logdir)}
+            **op_groups(logdir)}
 
 
 def op_groups(logdir) -> dict:
-    """Share of the ops' summed self time per group, from the profiler's framework op stats."""
+    """Shares of the ops' summed self time per group and for the top op types (framework op stats)."""
     from tensorflow.python.profiler.internal import _pywrap_profiler_plugin
 
     xspace = sorted(Path(logdir).rglob("*.xplane.pb"))
@@ -68,14 +69,19 @@ def op_groups(logdir) -> dict:
     columns = [c["id"] for c in table["cols"]]
     op_type, self_time = columns.index("type"), columns.index("total_self_time")
     host = columns.index("host_or_device") if "host_or_device" in columns else None
-    totals = defaultdict(float)
+    by_type = defaultdict(float)
     for row in table["rows"]:
         cells = [c["v"] if c else None for c in row["c"]]
         if host is not None and cells[host] not in ("Host", "Device"):
             continue
-        totals[group_of(str(cells[op_type]))] += float(cells[self_time])
-    whole = sum(totals.values()) or 1.0
-    return {name: value / whole for name, value in sorted(totals.items(), key=lambda kv: -kv[1])}
+        by_type[str(cells[op_type])] += float(cells[self_time])
+    whole = sum(by_type.values()) or 1.0
+    groups = defaultdict(float)
+    for kind, value in by_type.items():
+        groups[group_of(kind)] += value / whole
+    top = sorted(by_type.items(), key=lambda kv: -kv[1])[:10]
+    return {"groups": dict(sorted(groups.items(), key=lambda kv: -kv[1])),
+            "top_op_types": {kind: value / whole for kind, value in top}}
 
 
 if __name__ == "__main__":

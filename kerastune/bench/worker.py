@@ -6,7 +6,6 @@ Separate processes keep each framework's threads and memory out of the
 others' timings, and let one run hold TensorFlow and JAX results side by side.
 """
 
-import contextlib
 import json
 import sys
 import time
@@ -34,25 +33,31 @@ def measure(side: str, workdir: Path) -> dict:
         from kerastune.bench import reference as impl
     else:
         from kerastune.bench import keras_side as impl
-    results = {"side": side, "matmul_gflops": impl.matmul_peak(), "training": {}, "generation": {}}
-    for workload in work["training"]:
-        with step(side, f"training {workload.model}"):
-            results["training"][workload.model] = impl.train_throughput(workload, checkpoints[workload.model])
+    # Each finished item is saved at once, so a killed run keeps it (`kerastune bench --reuse` goes on).
+    partial = workdir / f"{side}.partial.json"
+    results = json.loads(partial.read_text()) if partial.is_file() else {"side": side, "training": {}, "generation": {}}
+
+    def item(key, what, measure):
+        group, name = key if isinstance(key, tuple) else (None, key)
+        done = results[group] if group else results
+        if name in done:
+            print(f"[{side}] {what}: kept from the earlier run", flush=True)
+            return
+        print(f"[{side}] {what}", flush=True)
+        started = time.perf_counter()
+        done[name] = measure()
+        print(f"[{side}] {what}: {time.perf_counter() - started:.0f} s", flush=True)
+        partial.write_text(json.dumps(results))
+
+    item("matmul_gflops", "matmul peak", impl.matmul_peak)
+    for w in work["training"]:
+        item(("training", w.model), f"training {w.model}", lambda w=w: impl.train_throughput(w, checkpoints[w.model]))
     for name, beams in (("greedy", 1), ("beam4", 4)):
-        with step(side, f"generation {name}"):
-            results["generation"][name] = impl.generation_throughput(
-                work["generation"], checkpoints[work["generation"].model], beams)
-    with step(side, "instruction-tuning pipeline"):
-        results["pipeline"] = pipeline(side, impl, work, checkpoints, plan, workdir)
+        gen = work["generation"]
+        item(("generation", name), f"generation {name}",
+             lambda beams=beams: impl.generation_throughput(gen, checkpoints[gen.model], beams))
+    item("pipeline", "instruction-tuning pipeline", lambda: pipeline(side, impl, work, checkpoints, plan, workdir))
     return results
-
-
-@contextlib.contextmanager
-def step(side, what):
-    print(f"[{side}] {what}", flush=True)
-    started = time.perf_counter()
-    yield
-    print(f"[{side}] {what}: {time.perf_counter() - started:.0f} s", flush=True)
 
 
 def pipeline(side, impl, work, checkpoints, plan, workdir) -> dict:
