@@ -197,10 +197,13 @@ def variable_values(variables) -> list:
     return [keras.ops.convert_to_numpy(keras.ops.convert_to_tensor(v)) for v in variables]
 
 
-def compile_model_function(model, fn):
+def compile_model_function(model, fn, xla=True):
     """Compile `fn(*args)`, which calls `model`'s layers, once per input shape.
 
-    TensorFlow: `tf.function(jit_compile=True)`, variables are read at run time.
+    TensorFlow: `tf.function(jit_compile=xla)`, variables are read at run time.
+    Without XLA the graph takes any shape after its second trace and runs
+    oneDNN's kernels: as fast as XLA for large matmuls on CPU, and nothing
+    to compile per shape.
     JAX: `jax.jit` over a stateless call, with the model's current variable
     values passed in as arguments, so later training is seen without
     recompiling. PyTorch: eager, under `torch.no_grad()` (these functions
@@ -213,7 +216,7 @@ def compile_model_function(model, fn):
     if name == "tensorflow":
         import tensorflow as tf
 
-        call = tf.function(counted, jit_compile=True, reduce_retracing=True)
+        call = tf.function(counted, jit_compile=xla, reduce_retracing=True)
     elif name == "jax":
         import jax
 

@@ -146,8 +146,11 @@ def main(config: Config) -> dict:
 
     # Step 4: inference and the exact-match metric on validation and test.
     metrics = {"train_loss": float(history[-1]["loss"]) if history else float("nan")}
-    print("Evaluating validation set...")
-    val_predictions = generator.generate(val_prompts, batch_size=config.eval_batch_size, progress=True)
+    if evaluation.epoch == config.epochs - 1:  # the weights the last epoch's evaluation saw
+        val_predictions = evaluation.predictions
+    else:  # resumed after the last epoch: nothing was generated in this run
+        print("Evaluating validation set...")
+        val_predictions = generator.generate(val_prompts, batch_size=config.eval_batch_size, progress=True)
     metrics["validation_accuracy"] = exact_match(val_predictions, val_targets)["accuracy"]
     if test is not None:
         print("Evaluating test set...")

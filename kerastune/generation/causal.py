@@ -122,7 +122,7 @@ class CausalLMGenerator:
             return self.step(tokens, reorder, index, state, prompt_length)
 
         return beam_search(
-            self.prefill, step, prompt_ids, prompt_mask, max_new_tokens=self.max_new_tokens,
+            self.prefill, step, (prompt_ids, prompt_mask), max_new_tokens=self.max_new_tokens,
             eos_id=self.eos_id, pad_id=self.eos_id, num_beams=self.num_beams,
             length_penalty=self.length_penalty, early_stopping=self.early_stopping,
         )

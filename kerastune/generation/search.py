@@ -6,12 +6,14 @@ Both mirror transformers' `generate` token for token: greedy stops a row at
 finished set scored by sum log-prob / length ** length_penalty, stop early
 when every example has `beams` finished hypotheses or none can improve).
 
-The model work is two callables, so the same search serves T5 now and
-decoder-only models later:
-- `prefill(encoder_ids, encoder_mask) -> (log_probs, state)`: the first step,
+The model work is two callables, so the same search serves T5 and
+decoder-only models:
+- `prefill(*source) -> (log_probs, state)`: the first step, from the
+  prompts (ids and mask, or the encoder's keys and values),
 - `step(tokens, reorder, index, state) -> (log_probs, state)`: one decoder
   step for `tokens` at position `index`, after reordering the per-row
-  cache in `state` by `reorder` (the surviving beams' parents).
+  cache in `state` by `reorder` (the surviving beams' parents; None when
+  rows keep their order, as in greedy search and sampling).
 Everything has a fixed shape, so XLA compiles the loop once per input shape,
 and the function can be traced into a SavedModel.
 """
@@ -21,11 +23,10 @@ from keras import ops
 NEG_INF = -1.0e9
 
 
-def greedy_search(prefill, step, encoder_ids, encoder_mask, max_new_tokens, eos_id, pad_id):
+def greedy_search(prefill, step, source, max_new_tokens, eos_id, pad_id):
     """(batch, max_new_tokens) ids: argmax tokens, `pad_id` after `</s>`."""
-    log_probs, state = prefill(encoder_ids, encoder_mask)
-    batch = ops.shape(encoder_ids)[0]
-    rows = ops.arange(batch, dtype="int32")
+    log_probs, state = prefill(*source)
+    batch = ops.shape(log_probs)[0]
     positions = ops.arange(max_new_tokens, dtype="int32")[None, :]
 
     def cond(i, token, done, out, state):
@@ -35,7 +36,7 @@ def greedy_search(prefill, step, encoder_ids, encoder_mask, max_new_tokens, eos_
         token = ops.where(done, pad_id, token)
         out = ops.where(positions == i, token[:, None], out)
         done = ops.logical_or(done, token == eos_id)
-        log_probs, state = step(token, rows, i + 1, state)
+        log_probs, state = step(token, None, i + 1, state)
         return i + 1, ops.cast(ops.argmax(log_probs, axis=-1), "int32"), done, out, state
 
     first = ops.cast(ops.argmax(log_probs, axis=-1), "int32")
@@ -45,16 +46,22 @@ def greedy_search(prefill, step, encoder_ids, encoder_mask, max_new_tokens, eos_
     return loop[3]
 
 
-def beam_search(prefill, step, encoder_ids, encoder_mask, max_new_tokens, eos_id, pad_id, num_beams,
-                length_penalty=1.0, early_stopping=True):
-    """(batch, max_new_tokens) ids of the best finished hypothesis of each example."""
+def beam_search(prefill, step, source, max_new_tokens, eos_id, pad_id, num_beams,
+                length_penalty=1.0, early_stopping=True, expand=None):
+    """(batch, max_new_tokens) ids of the best finished hypothesis of each example.
+
+    `expand(state, beams)` lays the prefill's per-example state out for
+    `beams` rows per example (consecutive); by default every tensor's rows
+    are repeated. A model can keep what beams share (encoder keys and
+    values) once per example.
+    """
     beams, keep = num_beams, 2 * num_beams  # transformers keeps max(2, 1 + n_eos) * beams
     length = max_new_tokens + 1  # transformers' max_length: the start token + new tokens
-    log_probs, state = prefill(encoder_ids, encoder_mask)
-    batch = ops.shape(encoder_ids)[0]
+    log_probs, state = prefill(*source)
+    batch = ops.shape(log_probs)[0]
     vocab = ops.shape(log_probs)[-1]
     # Every beam of an example starts from that example's prefill; only the first is live.
-    state = [ops.repeat(t, beams, axis=0) for t in state]
+    state = expand(state, beams) if expand else [ops.repeat(t, beams, axis=0) for t in state]
     log_probs = ops.repeat(log_probs, beams, axis=0)
     running_scores = ops.tile(ops.convert_to_tensor([[0.0] + [NEG_INF] * (beams - 1)]), (batch, 1))
 
@@ -132,8 +139,8 @@ def _could_improve(running_scores, finished_scores, finished, cur_len, max_new_t
     return ops.any(best_running > worst_done, axis=-1, keepdims=True)
 
 
-def sample_search(prefill, step, encoder_ids, encoder_mask, max_new_tokens, eos_id, pad_id, row_limits,
-                  min_new_tokens, seed, uniform):
+def sample_search(prefill, step, source, max_new_tokens, eos_id, pad_id, row_limits, min_new_tokens, seed,
+                  uniform):
     """(ids (batch, max_new_tokens), lengths): tokens drawn from softmax(logits), as transformers'
     `do_sample` with top_k 0 and top_p 1. `lengths` counts each row's tokens (with its `</s>`): a
     draw may be the pad id, so the ids alone do not say where a row ends.
@@ -144,9 +151,8 @@ def sample_search(prefill, step, encoder_ids, encoder_mask, max_new_tokens, eos_
     start token, so min_length 5 is 4 new tokens). Draws use the Gumbel-max
     trick on `uniform(shape, seed, step)` noise.
     """
-    log_probs, state = prefill(encoder_ids, encoder_mask)
-    batch = ops.shape(encoder_ids)[0]
-    rows = ops.arange(batch, dtype="int32")
+    log_probs, state = prefill(*source)
+    batch = ops.shape(log_probs)[0]
     positions = ops.arange(max_new_tokens, dtype="int32")[None, :]
     vocabulary = ops.shape(log_probs)[-1]
     is_eos = ops.arange(vocabulary, dtype="int32")[None, :] == eos_id
@@ -166,7 +172,7 @@ def sample_search(prefill, step, encoder_ids, encoder_mask, max_new_tokens, eos_
         out = ops.where(positions == i, token[:, None], out)
         lengths = lengths + ops.cast(ops.logical_not(done), "int32")
         done = ops.logical_or(done, token == eos_id)
-        log_probs, state = step(token, rows, i + 1, state)
+        log_probs, state = step(token, None, i + 1, state)
         return i + 1, draw(log_probs, i + 1), done, out, lengths, state
 
     out = ops.full((batch, max_new_tokens), pad_id, dtype="int32")

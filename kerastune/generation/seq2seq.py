@@ -1,12 +1,16 @@
 """Batched greedy, beam-search and sampled generation for keras-hub's `T5Seq2SeqLM`.
 
-Mirrors transformers' `generate` token for token (see `search.py`). The
-whole search (encoder, cached decoder steps, beam bookkeeping) is one
-compiled function, reused by every batch of the same shape.
+Mirrors transformers' `generate` token for token (see `search.py`). Two
+compiled functions do the work: the encoder (with every decoder layer's
+cross-attention keys and values), then the whole search (cached decoder
+steps, beam bookkeeping) in one XLA loop, reused by every batch of a shape.
 
-Prompts are sorted by length and each batch is padded to a bucket edge, and
-a short last batch is padded with dummy rows, so a whole evaluation compiles
-only a few shapes.
+Prompts are sorted by length and a short last batch is padded with dummy
+rows. The search runs at a bucket edge's width, so a whole evaluation
+compiles only a few shapes. On TensorFlow the encoder is a plain graph
+(oneDNN, any shape, nothing to compile per width) that runs slices of 8
+sorted rows at their own length; their keys and values are then padded to
+the edge, which costs the search far less than padding costs the encoder.
 """
 
 import keras
@@ -15,7 +19,10 @@ from keras import ops
 
 from kerastune.data.tf_dataset import bucket_boundaries
 from kerastune.generation.search import beam_search, greedy_search, sample_search
+from kerastune.models.t5 import decoding
 from kerastune.runtime import compile_model_function, stateless_uniform
+
+ENCODER_ROWS = 8  # rows per encoder slice where the encoder runs any shape (TensorFlow)
 
 
 class Seq2SeqGenerator:
@@ -53,67 +60,64 @@ class Seq2SeqGenerator:
         self.pad_id = tokenizer.pad_token_id
         self.eos_id = tokenizer.end_token_id
         self.min_new_tokens = min_new_tokens
-        self._compiled_search = compile_model_function(model, self.search)
+        # A TF graph runs any shape; XLA (JAX) compiles one per shape, so there the encoder runs at the edge.
+        self._encoder_is_shape_generic = keras.config.backend() == "tensorflow"
+        self._compiled_encode = compile_model_function(model, self.encode_source, xla=False)
+        self._compiled_search = compile_model_function(model, self.search_encoded)
         self._compiled_sample = compile_model_function(model, self.sample)
 
-    # ---- model work: prefill and one decoder step -------------------------------
+    # ---- model work: encoder, prefill and one decoder step ------------------------
+    # The source is (cross_cache, cross_bias) and the state [self_cache, cross_cache,
+    # cross_bias]: see `models/t5/decoding.py`.
 
-    def prefill(self, encoder_ids, encoder_mask):
-        """Encoder pass, empty self-attention cache, first decoder step."""
-        model, backbone = self.model, self.model.backbone
-        encoder_hidden = model.call_encoder(encoder_ids, encoder_mask)
-        batch = ops.shape(encoder_ids)[0]
-        head_dim = backbone.key_value_dim or backbone.hidden_dim // backbone.num_heads
-        cache_shape = [batch, backbone.num_layers, 2, self.max_new_tokens + 1, backbone.num_heads, head_dim]
-        self_cache = ops.zeros(cache_shape, dtype=model.compute_dtype)
-        cross_shape = list(cache_shape)
-        cross_shape[3] = ops.shape(encoder_ids)[1]
-        cross_cache = ops.zeros(cross_shape, dtype=model.compute_dtype)
-        start = ops.full((batch, 1), self.pad_id, dtype="int32")
-        logits, _, self_cache, cross_cache = model.call_decoder_with_cache(
-            encoder_hidden_states=encoder_hidden,
-            encoder_padding_mask=encoder_mask,
-            decoder_token_ids=start,
-            self_attention_cache=self_cache,
-            self_attention_cache_update_index=0,
-            cross_attention_cache=cross_cache,
-            cross_attention_cache_update_index=0,
-        )
-        log_probs = ops.log_softmax(ops.cast(logits[:, 0, :], "float32"), axis=-1)
-        return log_probs, [encoder_hidden, encoder_mask, self_cache, cross_cache]
+    def encode_source(self, encoder_ids, encoder_mask):
+        """The encoder, then each decoder layer's cross-attention keys and values: (cross_cache, cross_bias)."""
+        return decoding.encode(self.model, encoder_ids, encoder_mask)
+
+    def prefill(self, cross_cache, cross_bias):
+        """An empty self-attention cache and the first decoder step, from the start token."""
+        batch = ops.shape(cross_bias)[0]
+        self_cache = decoding.empty_self_cache(self.model, batch, self.max_new_tokens + 1)
+        start = ops.full((batch,), self.pad_id, dtype="int32")
+        logits, self_cache = decoding.decode_step(self.model, start, 0, self_cache, cross_cache, cross_bias)
+        return _log_softmax(logits), [self_cache, cross_cache, cross_bias]
 
     def step(self, tokens, reorder, index, state):
         """Reorder the self-attention cache to the surviving beams, then one decoder step."""
-        encoder_hidden, encoder_mask, self_cache, cross_cache = state
-        self_cache = ops.take(self_cache, reorder, axis=0)
-        logits, _, self_cache, _ = self.model.call_decoder_with_cache(
-            encoder_hidden_states=encoder_hidden,
-            encoder_padding_mask=encoder_mask,
-            decoder_token_ids=tokens[:, None],
-            self_attention_cache=self_cache,
-            self_attention_cache_update_index=index,
-            cross_attention_cache=cross_cache,
-            cross_attention_cache_update_index=None,
-        )
-        log_probs = ops.log_softmax(ops.cast(logits[:, 0, :], "float32"), axis=-1)
-        return log_probs, [encoder_hidden, encoder_mask, self_cache, cross_cache]
+        self_cache, cross_cache, cross_bias = state
+        if reorder is not None:
+            self_cache = [ops.take(c, reorder, axis=0) for c in self_cache]
+        logits, self_cache = decoding.decode_step(self.model, tokens, index, self_cache, cross_cache, cross_bias)
+        return _log_softmax(logits), [self_cache, cross_cache, cross_bias]
 
-    def search(self, encoder_ids, encoder_mask):
-        """The whole search as one traceable function: ids (batch, max_new_tokens)."""
+    @staticmethod
+    def expand(state, beams):
+        """Beam search's start: the self-attention cache once per beam; the encoder's keys and values
+        stay once per example, shared by its beams."""
+        self_cache, cross_cache, cross_bias = state
+        return [[ops.repeat(c, beams, axis=0) for c in self_cache], cross_cache, cross_bias]
+
+    def search_encoded(self, cross_cache, cross_bias):
+        """The search from the encoded source, as one traceable function: ids (batch, max_new_tokens)."""
         common = dict(max_new_tokens=self.max_new_tokens, eos_id=self.eos_id, pad_id=self.pad_id)
+        source = (cross_cache, cross_bias)
         if self.num_beams == 1:
-            return greedy_search(self.prefill, self.step, encoder_ids, encoder_mask, **common)
+            return greedy_search(self.prefill, self.step, source, **common)
         return beam_search(
-            self.prefill, self.step, encoder_ids, encoder_mask, num_beams=self.num_beams,
+            self.prefill, self.step, source, num_beams=self.num_beams, expand=self.expand,
             length_penalty=self.length_penalty, early_stopping=self.early_stopping, **common,
         )
+
+    def search(self, encoder_ids, encoder_mask):
+        """Encoder and search as one traceable function (what a SavedModel serves)."""
+        return self.search_encoded(*self.encode_source(encoder_ids, encoder_mask))
 
     def sample(self, encoder_ids, encoder_mask, row_limits, seed):
         """Multinomial sampling as one traceable function: (ids, lengths); see `sample_search`."""
         return sample_search(
-            self.prefill, self.step, encoder_ids, encoder_mask, max_new_tokens=self.max_new_tokens,
-            eos_id=self.eos_id, pad_id=self.pad_id, row_limits=row_limits, min_new_tokens=self.min_new_tokens,
-            seed=seed, uniform=stateless_uniform,
+            self.prefill, self.step, self.encode_source(encoder_ids, encoder_mask),
+            max_new_tokens=self.max_new_tokens, eos_id=self.eos_id, pad_id=self.pad_id, row_limits=row_limits,
+            min_new_tokens=self.min_new_tokens, seed=seed, uniform=stateless_uniform,
         )
 
     def sample_ids(self, encoder_ids, encoder_mask, row_limits, seed) -> tuple[np.ndarray, np.ndarray]:
@@ -126,13 +130,30 @@ class Seq2SeqGenerator:
         )
         return np.asarray(ops.convert_to_numpy(ids)), np.asarray(ops.convert_to_numpy(lengths))
 
-    def generate_ids(self, encoder_ids, encoder_mask) -> np.ndarray:
-        """Generated ids (batch, max_new_tokens), after the start token, `pad` after `</s>`."""
-        ids = self._compiled_search(
-            ops.convert_to_tensor(np.asarray(encoder_ids, "int32")),
-            ops.convert_to_tensor(np.asarray(encoder_mask, "int32")),
-        )
-        return np.asarray(ops.convert_to_numpy(ids))
+    def generate_ids(self, encoder_ids, encoder_mask, width=None) -> np.ndarray:
+        """Generated ids (batch, max_new_tokens), after the start token, `pad` after `</s>`.
+        `width`: search as if the source were padded to this many tokens (a bucket edge)."""
+        encoder_ids, encoder_mask = np.asarray(encoder_ids, "int32"), np.asarray(encoder_mask, "int32")
+        cross_cache, cross_bias = self._encode(encoder_ids, encoder_mask, max(width or 0, encoder_ids.shape[1]))
+        return np.asarray(ops.convert_to_numpy(self._compiled_search(cross_cache, cross_bias)))
+
+    def _encode(self, encoder_ids, encoder_mask, width):
+        """The encoded source, padded to `width`. A TF graph runs any shape, so there the encoder takes
+        slices of `ENCODER_ROWS` rows, each cut to its own length rounded up to 8: padding costs encoder
+        FLOPs, while padded keys and values cost the search almost nothing."""
+        rows = ENCODER_ROWS if self._encoder_is_shape_generic else len(encoder_ids)
+        parts = []
+        for start in range(0, len(encoder_ids), rows):
+            ids, mask = encoder_ids[start : start + rows], encoder_mask[start : start + rows]
+            if self._encoder_is_shape_generic:
+                length = -(-(int(np.flatnonzero(mask.any(axis=0)).max()) + 1) // 8) * 8
+                ids, mask = ids[:, :length], mask[:, :length]
+            parts.append(decoding.pad_source(*self._compiled_encode(ids, mask), width))
+        if len(parts) == 1:
+            return parts[0]
+        layers = len(parts[0][0])
+        cross_cache = [ops.concatenate([caches[i] for caches, _ in parts], axis=0) for i in range(layers)]
+        return cross_cache, ops.concatenate([bias for _, bias in parts], axis=0)
 
     # ---- text in, text out --------------------------------------------------------
 
@@ -172,8 +193,8 @@ class Seq2SeqGenerator:
     def generate_pieces(self, pieces, batch_size=32, progress=False) -> list[np.ndarray]:
         """Generated ids for token-id prompts (lists ending in `</s>`), in the prompts' order.
 
-        Prompts are sorted by length, each batch is padded to a bucket edge and a
-        short last batch is filled with copies, so the search compiles once per edge.
+        Prompts are sorted by length, each batch is searched at a bucket edge's width
+        and a short last batch is filled with copies, so the search compiles once per edge.
         """
         order = np.argsort([len(p) for p in pieces], kind="stable")
         edges = bucket_boundaries(self.max_source_length)
@@ -196,6 +217,10 @@ class Seq2SeqGenerator:
     def compilations(self) -> int:
         """How many input shapes the search was compiled for so far."""
         return self._compiled_search.traces
+
+
+def _log_softmax(logits):
+    return ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
 
 
 def to_str(value) -> str:

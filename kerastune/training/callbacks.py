@@ -13,7 +13,9 @@ class GenerationEvaluation(keras.callbacks.Callback):
 
     `score(predictions, references) -> dict` returns metrics, which are added
     to the epoch's logs with `prefix` (so they reach history.csv, TensorBoard
-    and the plots like any Keras metric).
+    and the plots like any Keras metric). The last epoch's predictions are
+    kept (`predictions`, `epoch`): a recipe that scores the same prompts
+    after training reuses them instead of generating again.
     """
 
     def __init__(self, generator, prompts, references, score, batch_size=32, prefix="val_"):
@@ -24,10 +26,12 @@ class GenerationEvaluation(keras.callbacks.Callback):
         self.score = score
         self.batch_size = batch_size
         self.prefix = prefix
+        self.predictions, self.epoch = None, None
 
     def on_epoch_end(self, epoch, logs=None):
         print(f"Generating {len(self.prompts)} evaluation outputs")
         predictions = self.generator.generate(self.prompts, batch_size=self.batch_size, progress=True)
+        self.predictions, self.epoch = predictions, epoch
         results = self.score(predictions, self.references)
         for name, value in results.items():
             if logs is not None:
