@@ -30,6 +30,11 @@ def without_preprocessor(model):
 
 def compile_for_training(model, optimizer):
     model.compile(optimizer=optimizer, loss=token_loss(), weighted_metrics=token_metrics())
+    # Built here, eagerly: built inside the first traced train step, the optimizer's variables make
+    # tf.function trace that step twice. With Adam for no decay (optimizer.py), T5-small's first
+    # step went from 60 s to 29 s on 2 CPU cores.
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
 
 
 def _truncate_history(path: Path, epochs_done: int):
