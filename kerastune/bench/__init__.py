@@ -79,12 +79,17 @@ def prepare(workdir: Path, size: str) -> dict:
 
 
 def run_side(side: str, workdir: Path) -> dict:
+    from kerastune.bench.worker import MORE_ITEMS
+
     env = dict(os.environ)
     if side != "torch":
         env["KERAS_BACKEND"] = side
     print(f"\n=== bench: {side} ===", flush=True)
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "kerastune.bench.worker", side, str(workdir)], env=env)
+    while True:  # one process per item (worker.py says why)
+        done = subprocess.run([sys.executable, "-m", "kerastune.bench.worker", side, str(workdir)], env=env)
+        if done.returncode != MORE_ITEMS:
+            break
     if done.returncode:
         raise KerastuneError(f"the {side} side of the benchmark failed (exit {done.returncode}; see above)")
     print(f"=== {side} done in {time.perf_counter() - started:.0f} s ===", flush=True)
