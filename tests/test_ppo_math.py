@@ -97,7 +97,7 @@ def fixed_model(probabilities):
 
 def sample(probabilities, rows, max_new_tokens, row_limits, min_new_tokens, seed):
     ids = np.ones((rows, 4), "int32")
-    out, lengths = sample_search(*fixed_model(probabilities), ids, ids, max_new_tokens=max_new_tokens, eos_id=1,
+    out, lengths = sample_search(*fixed_model(probabilities), (ids, ids), max_new_tokens=max_new_tokens, eos_id=1,
                                  pad_id=0, row_limits=ops.convert_to_tensor(row_limits, "int32"),
                                  min_new_tokens=min_new_tokens, seed=ops.convert_to_tensor(seed, "int32"),
                                  uniform=stateless_uniform)

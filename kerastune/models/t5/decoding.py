@@ -50,7 +50,9 @@ def empty_self_cache(model, rows, length):
     backbone = model.backbone
     head_dim = backbone.key_value_dim or backbone.hidden_dim // backbone.num_heads
     shape = (rows, 2, backbone.num_heads, length, head_dim)
-    return [ops.zeros(shape, dtype=model.compute_dtype) for _ in range(backbone.num_layers)]
+    # The attention's own dtype: under mixed_float16 T5's attention runs in float32 (precision.py).
+    dtype = backbone.decoder_transformer_layers[0].self_attention.key_projector.compute_dtype
+    return [ops.zeros(shape, dtype=dtype) for _ in range(backbone.num_layers)]
 
 
 def decode_step(model, tokens, index, self_cache, cross_cache, cross_bias):
@@ -70,6 +72,7 @@ def decode_step(model, tokens, index, self_cache, cross_cache, cross_bias):
     bias = ops.cast(bias, "float32") + ops.where(ops.arange(length) <= index, 0.0, NEG_INF)[None, None, None, :]
     updated = []
     for i, layer in enumerate(layers):
+        x = ops.cast(x, layer.compute_dtype)  # what calling the layer would do (Keras autocasts inputs)
         attention = layer.self_attention
         h = layer.self_attention_layer_norm(x)
         new = ops.stack([attention.key_projector(h), attention.value_projector(h)], axis=1)  # (rows, 2, 1, inner)
