@@ -78,7 +78,7 @@ def prepare(workdir: Path, size: str) -> dict:
     return plan
 
 
-def run_side(side: str, workdir: Path) -> dict:
+def run_side(side: str, workdir: Path, per_item=True) -> dict:
     from kerastune.bench.worker import MORE_ITEMS
 
     env = dict(os.environ)
@@ -87,7 +87,8 @@ def run_side(side: str, workdir: Path) -> dict:
     print(f"\n=== bench: {side} ===", flush=True)
     started = time.perf_counter()
     while True:  # one process per item (worker.py says why)
-        done = subprocess.run([sys.executable, "-m", "kerastune.bench.worker", side, str(workdir)], env=env)
+        command = [sys.executable, "-m", "kerastune.bench.worker", side, str(workdir)] + ([] if per_item else ["--all"])
+        done = subprocess.run(command, env=env)
         if done.returncode != MORE_ITEMS:
             break
     if done.returncode:
@@ -122,7 +123,7 @@ def run_bench(out_dir="runs/bench", size="full", backends=("tensorflow", "jax"),
             sides[side] = json.loads((workdir / f"{side}.json").read_text())
             reused.append(side)
         else:
-            sides[side] = run_side(side, workdir)
+            sides[side] = run_side(side, workdir, per_item=size != "tiny")
     rows, peak = build_rows(size, sides)
     table = markdown(rows, peak, list(sides), command)
     result = {"command": command, "size": size, "matmul_peak_gflops": peak, "seconds": time.perf_counter() - started,

@@ -4,6 +4,7 @@ SIDE is `torch` (transformers + PyTorch) or a Keras backend name (the parent
 sets KERAS_BACKEND). Reads WORKDIR/plan.json; each call measures the next
 item not yet in WORKDIR/SIDE.partial.json, saves it there and exits with
 status 3 while items remain; the last call writes WORKDIR/SIDE.json.
+With `--all` one process measures every item (the tests' tiny run).
 A fresh process per item keeps each framework's threads and memory, and
 what earlier items left behind, out of the others' timings: measured here,
 greedy generation after three training runs in the same TensorFlow process
@@ -31,8 +32,9 @@ def quiet():
 MORE_ITEMS = 3  # exit status: an item was measured and others remain
 
 
-def measure(side: str, workdir: Path) -> tuple[dict, bool]:
-    """Measure the next missing item; returns (results so far, whether every item is measured)."""
+def measure(side: str, workdir: Path, one_item=True) -> tuple[dict, bool]:
+    """Measure the next missing item (every item with `one_item=False`, as the tests' tiny run does);
+    returns (results so far, whether every item is measured)."""
     quiet()
     plan = json.loads((workdir / "plan.json").read_text())
     work = workloads(plan["size"])
@@ -50,7 +52,7 @@ def measure(side: str, workdir: Path) -> tuple[dict, bool]:
     def item(key, what, measure):
         group, name = key if isinstance(key, tuple) else (None, key)
         done = results[group] if group else results
-        if name in done or measured:
+        if name in done or (one_item and measured):
             return
         print(f"[{side}] {what}", flush=True)
         started = time.perf_counter()
@@ -87,8 +89,9 @@ def pipeline(side, impl, work, checkpoints, plan, workdir) -> dict:
 
 
 def main(argv=None) -> int:
-    side, workdir = (argv or sys.argv[1:])[:2]
-    results, finished = measure(side, Path(workdir))
+    args = argv or sys.argv[1:]
+    side, workdir = args[:2]
+    results, finished = measure(side, Path(workdir), one_item="--all" not in args)
     if not finished:
         return MORE_ITEMS
     (Path(workdir) / f"{side}.json").write_text(json.dumps(results))
