@@ -47,12 +47,12 @@ def pad_source(cross_cache, cross_bias, width):
 
 def empty_self_cache(model, rows, length):
     """Per decoder layer, zeros of shape (rows, 2, heads, length, head_dim) for its self-attention."""
-    backbone = model.backbone
-    head_dim = backbone.key_value_dim or backbone.hidden_dim // backbone.num_heads
-    shape = (rows, 2, backbone.num_heads, length, head_dim)
+    layers = model.backbone.decoder_transformer_layers
+    attention = layers[0].self_attention
+    shape = (rows, 2, attention.num_heads, length, attention.key_value_dim)
     # The attention's own dtype: under mixed_float16 T5's attention runs in float32 (precision.py).
-    dtype = backbone.decoder_transformer_layers[0].self_attention.key_projector.compute_dtype
-    return [ops.zeros(shape, dtype=dtype) for _ in range(backbone.num_layers)]
+    dtype = attention.key_projector.compute_dtype
+    return [ops.zeros(shape, dtype=dtype) for _ in layers]
 
 
 def decode_step(model, tokens, index, self_cache, cross_cache, cross_bias):
