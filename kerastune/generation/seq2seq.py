@@ -86,7 +86,7 @@ class Seq2SeqGenerator:
         """Reorder the self-attention cache to the surviving beams, then one decoder step."""
         self_cache, cross_cache, cross_bias = state
         if reorder is not None:
-            self_cache = [ops.take(c, reorder, axis=0) for c in self_cache]
+            self_cache = [tuple(ops.take(t, reorder, axis=0) for t in pair) for pair in self_cache]
         logits, self_cache = decoding.decode_step(self.model, tokens, index, self_cache, cross_cache, cross_bias)
         return _log_softmax(logits), [self_cache, cross_cache, cross_bias]
 
@@ -95,7 +95,7 @@ class Seq2SeqGenerator:
         """Beam search's start: the self-attention cache once per beam; the encoder's keys and values
         stay once per example, shared by its beams."""
         self_cache, cross_cache, cross_bias = state
-        return [[ops.repeat(c, beams, axis=0) for c in self_cache], cross_cache, cross_bias]
+        return [[tuple(ops.repeat(t, beams, axis=0) for t in pair) for pair in self_cache], cross_cache, cross_bias]
 
     def search_encoded(self, cross_cache, cross_bias):
         """The search from the encoded source, as one traceable function: ids (batch, max_new_tokens)."""
@@ -151,8 +151,8 @@ class Seq2SeqGenerator:
             parts.append(decoding.pad_source(*self._compiled_encode(ids, mask), width))
         if len(parts) == 1:
             return parts[0]
-        layers = len(parts[0][0])
-        cross_cache = [ops.concatenate([caches[i] for caches, _ in parts], axis=0) for i in range(layers)]
+        cross_cache = [tuple(ops.concatenate(tensors, axis=0) for tensors in zip(*pairs))
+                       for pairs in zip(*(caches for caches, _ in parts))]
         return cross_cache, ops.concatenate([bias for _, bias in parts], axis=0)
 
     # ---- text in, text out --------------------------------------------------------
