@@ -195,7 +195,9 @@ class Seq2SeqGenerator:
 
         Prompts are sorted by length, each batch is searched at a bucket edge's width
         and a short last batch is filled with copies, so the search compiles once per edge.
+        Fewer prompts than `batch_size` make one batch of just that many rows.
         """
+        batch_size = min(batch_size, len(pieces))
         order = np.argsort([len(p) for p in pieces], kind="stable")
         edges = bucket_boundaries(self.max_source_length)
         bar = keras.utils.Progbar(len(pieces), unit_name="prompt") if progress else None
