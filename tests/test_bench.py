@@ -1,6 +1,8 @@
 """`kerastune bench`: FLOP counts from the shapes, and the whole benchmark on tiny models."""
 
 import json
+import subprocess
+import sys
 
 import keras
 import pytest
@@ -59,6 +61,19 @@ def test_bench_runs_both_sides_and_writes_the_table(tmp_path):
     table = (tmp_path / "bench.md").read_text()
     assert table.count("\n| ") == len(result["rows"]) + 2  # header, separator, one line per row
     assert "matmul peak" in table
+    if backend == "tensorflow":  # the profiler reads TensorFlow's traces
+        check_generation_profile(tmp_path / "work" / "t5-tiny")
+
+
+def check_generation_profile(checkpoint):
+    """`python -m kerastune.bench.profile CHECKPOINT greedy`: the encoder and the search timed apart, and
+    XLA's kernels traced inside the search loop."""
+    done = subprocess.run([sys.executable, "-m", "kerastune.bench.profile", str(checkpoint), "greedy", "tiny"],
+                          capture_output=True, text=True, check=True)
+    report = json.loads(done.stdout[done.stdout.index("{"):])
+    assert report["encode_seconds"] > 0 and report["search_seconds"] > 0
+    assert report["groups"]["matmul (XLA dot)"] > 0
+    assert 0 < report["busy"] <= 1
 
 
 def test_bench_without_the_reference_stack_says_what_to_install(monkeypatch, tmp_path):

@@ -117,20 +117,30 @@ def run_bench(out_dir="runs/bench", size="full", backends=("tensorflow", "jax"),
         for old in workdir.glob("*.json"):
             old.unlink()
         prepare(workdir, size)
-    sides, reused = {}, []
+    sides, reused, failed = {}, [], {}
     for side in ("torch", *backends):
         if (workdir / f"{side}.json").is_file():
             sides[side] = json.loads((workdir / f"{side}.json").read_text())
             reused.append(side)
-        else:
+            continue
+        try:
             sides[side] = run_side(side, workdir, per_item=size != "tiny")
+        except KerastuneError as error:
+            if side == "torch":
+                raise
+            # One backend failing (killed for memory, say) still leaves a table of the others.
+            print(f"error: {error}; the table leaves {side} out (its finished items: {side}.partial.json)")
+            failed[side] = str(error)
     rows, peak = build_rows(size, sides)
     table = markdown(rows, peak, list(sides), command)
     result = {"command": command, "size": size, "matmul_peak_gflops": peak, "seconds": time.perf_counter() - started,
               "cpu_count": os.cpu_count(), "rows": rows,
-              "side_seconds": {side: values["seconds"] for side, values in sides.items()}, "reused": reused}
+              "side_seconds": {side: values["seconds"] for side, values in sides.items()}, "reused": reused,
+              "failed": failed}
     (out_dir / "bench.json").write_text(json.dumps(result, indent=1))
     (out_dir / "bench.md").write_text(table)
     print("\n" + table)
     print(f"wrote {out_dir / 'bench.json'} and {out_dir / 'bench.md'} ({result['seconds']:.0f} s)")
+    if failed:
+        raise KerastuneError(f"the {', '.join(failed)} side of the benchmark failed; the table has the others")
     return result

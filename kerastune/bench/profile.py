@@ -1,14 +1,22 @@
-"""Where a TensorFlow training step spends its time: `python -m kerastune.bench.profile CHECKPOINT_DIR MODEL`.
+"""Where TensorFlow spends a bench item's time, for the closing notes' missed targets.
 
-Runs the bench's training batches for MODEL (a name from workloads.MODELS,
-checkpoint written by `kerastune bench` under OUT/work/MODEL) through
-`model.fit`, traces two steps with TensorFlow's profiler, and groups the
-ops' self time: matrix products, the optimizer update, dropout's random
-numbers, softmax and losses, and the rest (element-wise ops, layout work).
-This is what the bench's closing notes cite for a missed target.
+    python -m kerastune.bench.profile CHECKPOINT_DIR MODEL [SIZE]          # a training step
+    python -m kerastune.bench.profile CHECKPOINT_DIR greedy|beam4 [SIZE]   # a generation batch (T5)
+
+CHECKPOINT_DIR is one `kerastune bench` wrote (OUT/work/MODEL) for SIZE
+(tiny, quick or full; default quick). A training
+step runs the bench's batches through `model.fit`; two steps are traced with
+TensorFlow's profiler and the ops' self time is grouped: matrix products, the
+optimizer update, dropout's random numbers, softmax and losses, and the rest
+(element-wise ops, layout work). A generation batch (the longest prompts) is
+timed as its two parts, the encoder (a TensorFlow graph) and the compiled
+search; the search is traced with XLA's per-kernel events and its kernel time
+grouped into matrix products, fused element-wise loops and the rest.
 """
 
 import json
+import os
+import re
 import sys
 import tempfile
 import time
@@ -84,6 +92,92 @@ def op_groups(logdir) -> dict:
             "top_op_types": {kind: value / whole for kind, value in top}}
 
 
+def profile_generation(checkpoint: str, num_beams=1, size="quick") -> dict:
+    # XLA reads its flags when it first compiles: per-kernel trace events for the search.
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_enable_xprof_traceme=true").strip()
+    from kerastune.bench.workloads import workloads
+    from kerastune.data.tf_dataset import bucket_boundaries
+    from kerastune.generation.seq2seq import Seq2SeqGenerator
+    from kerastune.models import load_model
+
+    workload = workloads(size)["generation"]
+    model = load_model(checkpoint)
+    generator = Seq2SeqGenerator(model, model.preprocessor.tokenizer, max_new_tokens=workload.max_new_tokens,
+                                 num_beams=num_beams)
+    prompts = sorted(workload.prompt_ids(), key=len)[-workload.batch_size:]  # the longest batch
+    width = next(e - 1 for e in bucket_boundaries(generator.max_source_length) if e > len(prompts[-1]))
+    ids, mask = generator.pad(prompts, length=width)
+
+    def encode():
+        source = generator._encode(ids, mask, width)
+        keras.ops.convert_to_numpy(source[1])
+        return source
+
+    def search():
+        return keras.ops.convert_to_numpy(generator._compiled_search(*source))
+
+    source = encode()
+    search()  # compile
+    encode_seconds, search_seconds = best_seconds(encode), best_seconds(search)
+    logdir = tempfile.mkdtemp(prefix="kerastune-profile-")
+    tf.profiler.experimental.start(logdir)
+    traced_seconds = best_seconds(search, repeats=1)
+    tf.profiler.experimental.stop()
+    return {"batch": len(prompts), "width": width, "num_beams": num_beams, "encode_seconds": encode_seconds,
+            "search_seconds": search_seconds, "search_ms_per_step": 1e3 * search_seconds / workload.max_new_tokens,
+            "traced_search_seconds": traced_seconds, **xla_kernel_groups(logdir, traced_seconds)}
+
+
+def best_seconds(function, repeats=3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def xla_kernel_groups(logdir, wall_seconds) -> dict:
+    """XLA CPU kernels' summed time, grouped; `busy`: that sum over the wall time of the threads running them.
+
+    A kernel is an event inside a `ThunkExecutor::Execute` span (XLA runs small
+    programs' kernels on the calling thread, large ones on its worker threads).
+    """
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    seconds, threads = defaultdict(float), set()
+    for path in Path(logdir).rglob("*.xplane.pb"):
+        space = xplane_pb2.XSpace()
+        space.ParseFromString(path.read_bytes())
+        for plane in space.planes:
+            names = {key: meta.name for key, meta in plane.event_metadata.items()}
+            for line in plane.lines:
+                events = [(names.get(e.metadata_id, ""), e.offset_ps, e.duration_ps) for e in line.events]
+                spans = [(start, start + length) for name, start, length in events if name == "ThunkExecutor::Execute"]
+                covered = -1  # end of the last kernel counted: kernels inside it are its parts
+                for name, start, length in sorted(events, key=lambda e: e[1]):
+                    if name.startswith(("ThunkExecutor", "SlinkyThreadPool", "while", "end:")) or start < covered:
+                        continue  # containers and waits, not kernels
+                    if any(lo <= start and start + length <= hi for lo, hi in spans):
+                        threads.add((plane.id, line.id))
+                        seconds[kernel_group(name)] += length / 1e12
+                        covered = start + length
+    total = sum(seconds.values())
+    return {"kernel_seconds": total, "busy": total / (wall_seconds * max(len(threads), 1)),
+            "groups": {k: v / total for k, v in sorted(seconds.items(), key=lambda kv: -kv[1])}}
+
+
+def kernel_group(name: str) -> str:
+    if re.match(r"(MatMul|dot)\b", name):
+        return "matmul (XLA dot)"
+    return "fused element-wise" if "fusion" in name else "other"
+
+
 if __name__ == "__main__":
     keras.utils.set_random_seed(0)
-    print(json.dumps(profile_training(*sys.argv[1:3]), indent=1))
+    checkpoint, item = sys.argv[1:3]
+    size = sys.argv[3] if len(sys.argv) > 3 else "quick"  # the workloads' size the checkpoint was written for
+    if item in ("greedy", "beam4"):
+        print(json.dumps(profile_generation(checkpoint, 1 if item == "greedy" else 4, size), indent=1))
+    else:
+        print(json.dumps(profile_training(checkpoint, item, size), indent=1))

@@ -151,6 +151,7 @@ class Seq2SeqGenerator:
             parts.append(decoding.pad_source(*self._compiled_encode(ids, mask), width))
         if len(parts) == 1:
             return parts[0]
+        # Per layer, the slices' keys joined along rows, and their values.
         cross_cache = [tuple(ops.concatenate(tensors, axis=0) for tensors in zip(*pairs))
                        for pairs in zip(*(caches for caches, _ in parts))]
         return cross_cache, ops.concatenate([bias for _, bias in parts], axis=0)
@@ -197,7 +198,7 @@ class Seq2SeqGenerator:
         and a short last batch is filled with copies, so the search compiles once per edge.
         Fewer prompts than `batch_size` make one batch of just that many rows.
         """
-        batch_size = min(batch_size, len(pieces))
+        batch_size = max(1, min(batch_size, len(pieces)))
         order = np.argsort([len(p) for p in pieces], kind="stable")
         edges = bucket_boundaries(self.max_source_length)
         bar = keras.utils.Progbar(len(pieces), unit_name="prompt") if progress else None
