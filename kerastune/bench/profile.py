@@ -4,14 +4,14 @@
     python -m kerastune.bench.profile CHECKPOINT_DIR greedy|beam4 [SIZE]   # a generation batch (T5)
 
 CHECKPOINT_DIR is one `kerastune bench` wrote (OUT/work/MODEL) for SIZE
-(tiny, quick or full; default quick). A training
-step runs the bench's batches through `model.fit`; two steps are traced with
-TensorFlow's profiler and the ops' self time is grouped: matrix products, the
-optimizer update, dropout's random numbers, softmax and losses, and the rest
-(element-wise ops, layout work). A generation batch (the longest prompts) is
-timed as its two parts, the encoder (a TensorFlow graph) and the compiled
-search; the search is traced with XLA's per-kernel events and its kernel time
-grouped into matrix products, fused element-wise loops and the rest.
+(tiny, quick or full; default quick). A training step runs the bench's
+batches through `model.fit`; two steps are traced with TensorFlow's profiler
+and the ops' self time is grouped: matrix products, the optimizer update,
+dropout's random numbers, softmax and losses, and the rest (element-wise ops,
+layout work). A generation batch (the longest prompts) is timed as its two
+parts, the encoder (a TensorFlow graph) and the compiled search; the search
+is traced with XLA's per-kernel events and its kernel time grouped into
+matrix products, fused element-wise loops and the rest.
 """
 
 import json
@@ -93,6 +93,7 @@ def op_groups(logdir) -> dict:
 
 
 def profile_generation(checkpoint: str, num_beams=1, size="quick") -> dict:
+    """Encoder and search seconds for the bench's longest generation batch, and the search's XLA kernels."""
     # XLA reads its flags when it first compiles: per-kernel trace events for the search.
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_enable_xprof_traceme=true").strip()
     from kerastune.bench.workloads import workloads
@@ -164,7 +165,7 @@ def xla_kernel_groups(logdir, wall_seconds) -> dict:
                         covered = start + length
     total = sum(seconds.values())
     return {"kernel_seconds": total, "busy": total / (wall_seconds * max(len(threads), 1)),
-            "groups": {k: v / total for k, v in sorted(seconds.items(), key=lambda kv: -kv[1])}}
+            "groups": {k: v / (total or 1.0) for k, v in sorted(seconds.items(), key=lambda kv: -kv[1])}}
 
 
 def kernel_group(name: str) -> str:
