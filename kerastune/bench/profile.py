@@ -97,7 +97,7 @@ def profile_generation(checkpoint: str, num_beams=1, size="quick") -> dict:
     # XLA reads its flags when it first compiles: per-kernel trace events for the search.
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_enable_xprof_traceme=true").strip()
     from kerastune.bench.workloads import workloads
-    from kerastune.data.tf_dataset import bucket_boundaries
+    from kerastune.data.tf_dataset import bucket_width
     from kerastune.generation.seq2seq import Seq2SeqGenerator
     from kerastune.models import load_model
 
@@ -106,7 +106,7 @@ def profile_generation(checkpoint: str, num_beams=1, size="quick") -> dict:
     generator = Seq2SeqGenerator(model, model.preprocessor.tokenizer, max_new_tokens=workload.max_new_tokens,
                                  num_beams=num_beams)
     prompts = sorted(workload.prompt_ids(), key=len)[-workload.batch_size:]  # the longest batch
-    width = next(e - 1 for e in bucket_boundaries(generator.max_source_length) if e > len(prompts[-1]))
+    width = bucket_width(len(prompts[-1]), generator.max_source_length)
     ids, mask = generator.pad(prompts, length=width)
 
     def encode():

@@ -25,6 +25,12 @@ def bucket_boundaries(max_length: int, boundaries=None) -> list[int]:
     return sorted(set(edges + [max_length + 1]))
 
 
+def bucket_width(longest: int, max_length: int) -> int:
+    """The padded width for a batch whose longest row has `longest` tokens: the next bucket edge
+    (less one), so a whole run compiles only a few shapes."""
+    return next(e - 1 for e in bucket_boundaries(max_length) if e > longest)
+
+
 def _tokenize(tokenizer, text, max_length, end_id):
     """Token ids of one string, truncated to leave room for the end token, then the end token."""
     ids = tf.cast(tokenizer(text), tf.int32)[: max_length - 1]

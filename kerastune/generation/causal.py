@@ -15,7 +15,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kerastune.data.tf_dataset import bucket_boundaries
+from kerastune.data.tf_dataset import bucket_width
 from kerastune.errors import KerastuneError
 from kerastune.generation.samplers import make_sampler, resolve_sampler_name
 from kerastune.generation.search import beam_search
@@ -145,7 +145,6 @@ class CausalLMGenerator:
             batches = [g[s : s + batch_size] for g in groups.values() for s in range(0, len(g), batch_size)]
         else:
             batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
-        edges = bucket_boundaries(self.max_positions - self.max_new_tokens)
         bar = keras.utils.Progbar(len(pieces), unit_name="prompt") if progress else None
         outputs = [None] * len(pieces)
         for chosen in batches:
@@ -153,7 +152,7 @@ class CausalLMGenerator:
             if self.strategy == "beam":
                 new = self._beam(batch)
             else:  # pad rows and width to a few fixed shapes, so the compiled function is reused
-                width = next(e - 1 for e in edges if e > max(len(p) for p in batch))
+                width = bucket_width(max(len(p) for p in batch), self.max_positions - self.max_new_tokens)
                 rows = min(batch_size, len(pieces))
                 new = self._sample(batch + [batch[-1]] * (rows - len(batch)), width)
             for i, tokens in zip(chosen, new):

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kerastune.data.tf_dataset import bucket_boundaries
+from kerastune.data.tf_dataset import bucket_width
 from kerastune.generation.search import beam_search, greedy_search, sample_search
 from kerastune.models.t5 import decoding
 from kerastune.runtime import compile_model_function, stateless_uniform
@@ -86,7 +86,7 @@ class Seq2SeqGenerator:
         """Reorder the self-attention cache to the surviving beams, then one decoder step."""
         self_cache, cross_cache, cross_bias = state
         if reorder is not None:
-            self_cache = [tuple(ops.take(t, reorder, axis=0) for t in pair) for pair in self_cache]
+            self_cache = keras.tree.map_structure(lambda t: ops.take(t, reorder, axis=0), self_cache)
         logits, self_cache = decoding.decode_step(self.model, tokens, index, self_cache, cross_cache, cross_bias)
         return _log_softmax(logits), [self_cache, cross_cache, cross_bias]
 
@@ -95,7 +95,7 @@ class Seq2SeqGenerator:
         """Beam search's start: the self-attention cache once per beam; the encoder's keys and values
         stay once per example, shared by its beams."""
         self_cache, cross_cache, cross_bias = state
-        return [[tuple(ops.repeat(t, beams, axis=0) for t in pair) for pair in self_cache], cross_cache, cross_bias]
+        return [keras.tree.map_structure(lambda t: ops.repeat(t, beams, axis=0), self_cache), cross_cache, cross_bias]
 
     def search_encoded(self, cross_cache, cross_bias):
         """The search from the encoded source, as one traceable function: ids (batch, max_new_tokens)."""
@@ -151,10 +151,7 @@ class Seq2SeqGenerator:
             parts.append(decoding.pad_source(*self._compiled_encode(ids, mask), width))
         if len(parts) == 1:
             return parts[0]
-        # Per layer, the slices' keys joined along rows, and their values.
-        cross_cache = [tuple(ops.concatenate(tensors, axis=0) for tensors in zip(*pairs))
-                       for pairs in zip(*(caches for caches, _ in parts))]
-        return cross_cache, ops.concatenate([bias for _, bias in parts], axis=0)
+        return keras.tree.map_structure(lambda *slices: ops.concatenate(slices, axis=0), *parts)
 
     # ---- text in, text out --------------------------------------------------------
 
@@ -200,13 +197,12 @@ class Seq2SeqGenerator:
         """
         batch_size = max(1, min(batch_size, len(pieces)))
         order = np.argsort([len(p) for p in pieces], kind="stable")
-        edges = bucket_boundaries(self.max_source_length)
         bar = keras.utils.Progbar(len(pieces), unit_name="prompt") if progress else None
         outputs = [None] * len(pieces)
         for start in range(0, len(pieces), batch_size):
             chosen = order[start : start + batch_size]
             longest = max(len(pieces[i]) for i in chosen)
-            width = next(e - 1 for e in edges if e > longest)
+            width = bucket_width(longest, self.max_source_length)
             batch = [pieces[i] for i in chosen]
             batch += [batch[-1]] * (batch_size - len(batch))  # same shape for every batch
             ids = self.generate_ids(*self.pad(batch, length=width))

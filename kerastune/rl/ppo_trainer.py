@@ -20,7 +20,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from kerastune.data.tf_dataset import bucket_boundaries
+from kerastune.data.tf_dataset import bucket_width
 from kerastune.errors import KerastuneError
 from kerastune.generation.seq2seq import Seq2SeqGenerator
 from kerastune.models.lora import adapters_disabled
@@ -44,11 +44,6 @@ class LengthSampler:
 
     def __call__(self, n) -> np.ndarray:
         return self.rng.integers(self.min_value, self.max_value, size=n)
-
-
-def _width(longest, limit):
-    """The padded width for a batch: the next length-bucket edge, so few shapes compile."""
-    return next(e - 1 for e in bucket_boundaries(limit) if e > longest)
 
 
 class PPOTrainer:
@@ -92,7 +87,7 @@ class PPOTrainer:
         limits = np.asarray(self.length_sampler(n) if max_new_tokens is None else max_new_tokens, "int32")
         rows = list(query_ids) + [query_ids[-1]] * (-n % self.batch_size)
         limits = np.concatenate([limits, np.ones(len(rows) - n, "int32")])
-        ids, mask = self.generator.pad(rows, _width(max(map(len, rows)), self.max_source_length))
+        ids, mask = self.generator.pad(rows, bucket_width(max(map(len, rows)), self.max_source_length))
         seed = self.rng.integers(0, 2**31 - 1, size=2)
         out, lengths = self.generator.sample_ids(ids, mask, limits, seed)
         return [[int(t) for t in row[:length]] for row, length in zip(out[:n], lengths[:n])]
@@ -117,9 +112,9 @@ class PPOTrainer:
         if any(len(r) == 0 for r in responses):
             raise KerastuneError("an empty response cannot be scored by PPO (every row needs max_new_tokens >= 1)")
         pad = self.generator.pad_id
-        encoder_ids, encoder_mask = self.generator.pad(query_ids, _width(max(map(len, query_ids)),
+        encoder_ids, encoder_mask = self.generator.pad(query_ids, bucket_width(max(map(len, query_ids)),
                                                                           self.max_source_length))
-        width = _width(max(map(len, responses)), self.max_new_tokens)
+        width = bucket_width(max(map(len, responses)), self.max_new_tokens)
         decoder_ids = np.full((len(responses), width), pad, "int32")
         targets = np.full((len(responses), width), pad, "int32")
         mask = np.zeros((len(responses), width), "int32")

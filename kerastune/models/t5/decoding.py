@@ -17,6 +17,7 @@ precision policies included); the search is checked token for token
 against transformers in `tests/test_t5_parity.py`.
 """
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -41,8 +42,7 @@ def pad_source(cross_cache, cross_bias, width):
     extra = width - ops.shape(cross_bias)[-1]
     if extra <= 0:
         return cross_cache, cross_bias
-    widths = [(0, 0), (0, 0), (0, extra), (0, 0)]
-    cross_cache = [tuple(ops.pad(t, widths) for t in pair) for pair in cross_cache]
+    cross_cache = keras.tree.map_structure(lambda t: ops.pad(t, [(0, 0), (0, 0), (0, extra), (0, 0)]), cross_cache)
     return cross_cache, ops.pad(cross_bias, [(0, 0), (0, 0), (0, 0), (0, extra)], constant_values=NEG_INF)
 
 
