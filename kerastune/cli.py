@@ -74,7 +74,16 @@ def run_recipe(recipe, config) -> dict:
 
 
 def cmd_run(args):
+    from kerastune.config import to_toml
+    from kerastune.hub.preflight import describe_sources, preflight
+
     recipe, config = resolve_config(args.recipe, args.config, args.set or [])
+    if args.dry_run:  # the resolved settings, and what the hub has for each model and dataset; no download
+        print(to_toml(config), end="")
+        for line in describe_sources(config):
+            print(line)
+        return
+    preflight(config)
     run_recipe(recipe, config)
 
 
@@ -157,6 +166,8 @@ def build_parser():
     run.add_argument("recipe", help=f"one of {', '.join(RECIPES)}, or a TOML file with recipe = ...")
     run.add_argument("--config", help="TOML file with settings")
     run.add_argument("--set", nargs="+", metavar="KEY=VALUE", action="extend", help="override settings")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the resolved config and what would be downloaded (hub metadata only), then stop")
     run.set_defaults(func=cmd_run)
 
     gen = sub.add_parser("generate", help="generate text with a model or a run directory's model")

@@ -23,6 +23,8 @@ class BaseConfig:
     model: str = ""
     dataset: str = ""
     dataset_config: str = ""
+    model_revision: str = ""  # a branch, tag, commit or refs/pr/N of the model's hub repository ("" = main)
+    dataset_revision: str = ""  # the same for the dataset's
     output_dir: str = "runs/run"
     seed: int = 42
     batch_size: int = 32

@@ -1,6 +1,6 @@
 """Causal-LM fine-tuning: a Spanish GPT-2 on product descriptions, and decoding strategies before/after.
 
-The steps of ../shared/seeds/004 (GPT-2 text generation), in Keras: load
+The steps of the GPT-2 text-generation notebook, in Keras: load
 `datificate/gpt2-small-spanish` and a 1% sample of amazon-esci `products`,
 keep the rows with a `product_description`, split 90/10, fine-tune with
 `model.fit` (10 epochs, lr 2e-5, batch 8, weight decay 0.01), evaluate
@@ -111,7 +111,7 @@ def main(config: Config) -> dict:
     run_dir = start_run(config)
 
     # The texts: rows with something in the text columns, split 90/10.
-    splits = load_splits(config.dataset, config.dataset_config, config.dataset_split)
+    splits = load_splits(config.dataset, config.dataset_config, config.dataset_split, config.dataset_revision)
     require_columns(splits["train"], config.text_columns, "train")
     require_rows(splits["train"], "train")
     if "validation" not in splits:
@@ -130,7 +130,8 @@ def main(config: Config) -> dict:
 
     # The model, and the texts as next-token examples.
     model = load_recipe_model("causal_lm", config.model, "causal_lm", texts=train_texts,
-                              vocab_size=config.tiny_vocab_size, sequence_length=config.max_length)
+                              vocab_size=config.tiny_vocab_size, sequence_length=config.max_length,
+                              revision=config.model_revision)
     tokenizer = model.preprocessor.tokenizer
     max_length = min(config.max_length, model.backbone.max_sequence_length)
     eos = int(tokenizer.end_token_id)

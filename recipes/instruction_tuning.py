@@ -1,6 +1,6 @@
 """Instruction tuning: FLAN-T5 as a text-to-text news classifier (AG News).
 
-The steps of ../shared/seeds/000 (the instruction-tuning notebook), in Keras:
+The steps of the instruction-tuning notebook, in Keras:
 load AG News, carve a validation split, build the prompt, fine-tune FLAN-T5
 with `model.fit`, then score exact-match accuracy of generated label names
 on validation and test. What changed: batches are padded to the longest in
@@ -90,7 +90,7 @@ def main(config: Config) -> dict:
     run_dir = start_run(config)
 
     # Step 2: load the corpus, carve validation off train, downsample.
-    splits = load_splits(config.dataset, config.dataset_config)
+    splits = load_splits(config.dataset, config.dataset_config, revision=config.dataset_revision)
     for name in splits:
         require_columns(splits[name], [config.text_column, config.label_column], name)
         require_rows(splits[name], name)
@@ -106,7 +106,7 @@ def main(config: Config) -> dict:
 
     # Step 3: the model and its tokenizer.
     model = load_recipe_model(
-        "instruction_tuning", config.model, "seq2seq",
+        "instruction_tuning", config.model, "seq2seq", revision=config.model_revision,
         texts=train_prompts + train_targets,
         vocab_size=config.tiny_vocab_size,
         encoder_sequence_length=config.max_source_length,

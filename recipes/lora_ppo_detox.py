@@ -1,6 +1,6 @@
 """LoRA + PPO detoxification: make FLAN-T5's dialogue summaries less toxic against a hate-speech reward model.
 
-The steps of ../shared/seeds/002 (the PEFT + PPO detox lab), in Keras: keep
+The steps of the PEFT + PPO detox lab, in Keras: keep
 DialogSum dialogues of 200 < chars <= 1000, wrap them in the summarization
 prompt, split 80/20 without shuffling; put LoRA adapters (r 32, alpha 32)
 on the attention query and value projections; (stage 1) fine-tune the
@@ -86,6 +86,7 @@ class Config(BaseConfig):
     rouge_samples: int = 100
     # The reward model.
     reward_model: str = "facebook/roberta-hate-speech-dynabench-r4-target"
+    reward_model_revision: str = ""
     reward_dataset: str = ""  # text,label CSV; needed only to train a tiny-* reward model
     reward_epochs: int = 8
     reward_learning_rate: float = 2e-3
@@ -119,7 +120,7 @@ class Config(BaseConfig):
 
 def dialogue_prompts(config):
     """The seed's `build_dataset`: filter by length, wrap in the prompt, split 80/20 without shuffling."""
-    rows = load_splits(config.dataset, config.dataset_config, config.dataset_split)["train"]
+    rows = load_splits(config.dataset, config.dataset_config, config.dataset_split, config.dataset_revision)["train"]
     require_columns(rows, [config.dialogue_column, config.summary_column], "train")
     require_rows(rows, "train")
     kept = [r for r in rows if isinstance(r[config.dialogue_column], str)
@@ -169,7 +170,8 @@ def reward_model_for(config, run_dir):
     rows = load_splits(config.reward_dataset)["train"] if tiny else None
     if tiny:
         require_columns(rows, ["text", "label"], "reward_dataset")
-    model = load_model(config.reward_model, texts=list(rows["text"]) if tiny else None, vocab_size=1000)
+    model = load_model(config.reward_model, texts=list(rows["text"]) if tiny else None, vocab_size=1000,
+                       revision=config.reward_model_revision)
     if model_kind(model) != "classifier":
         raise KerastuneError(f"reward_model must be a text classifier; '{config.reward_model}' is {model_kind(model)}")
     if not tiny:
@@ -200,7 +202,7 @@ def main(config: Config) -> dict:
     # The policy: the model with LoRA adapters on the attention query and value projections.
     model = load_recipe_model("lora_ppo_detox", config.model, "seq2seq", texts=train[0] + train[1],
                               vocab_size=config.tiny_vocab_size, encoder_sequence_length=config.max_source_length,
-                              decoder_sequence_length=config.max_target_length)
+                              decoder_sequence_length=config.max_target_length, revision=config.model_revision)
     tokenizer = model.preprocessor.tokenizer
     if config.pretrain_epochs > 0:  # a random base is no reference for PPO's KL: see `pretrain_epochs`
         print("Training every weight of the base model on the summaries first (a stand-in for pretraining)")

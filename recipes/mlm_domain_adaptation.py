@@ -1,7 +1,7 @@
 """Masked-LM domain adaptation: DistilBERT on movie reviews, token or whole-word masking, perplexity.
 
-The steps of ../shared/seeds/003 (the course's "fine-tuning a masked language
-model", TensorFlow version), in Keras 3: tokenize IMDb keeping word ids,
+The steps of the course notebook "fine-tuning a masked language
+model" (its TensorFlow version), in Keras 3: tokenize IMDb keeping word ids,
 concatenate and cut into 128-token chunks, downsample to 10,000 train /
 1,000 test chunks, mask on the fly (15% of tokens, or 20% of whole words),
 fine-tune with AdamW (lr 2e-5, weight decay 0.01, warmup capped to the run,
@@ -38,8 +38,8 @@ TINY_MODEL_DEFAULTS = {"learning_rate": 1e-3, "epochs": 6, "warmup_steps": 20, "
 @dataclasses.dataclass
 class Config(BaseConfig):
     recipe: str = "mlm_domain_adaptation"
-    model: str = "distilbert-base-uncased"
-    dataset: str = "imdb"
+    model: str = "distilbert/distilbert-base-uncased"
+    dataset: str = "stanfordnlp/imdb"
     output_dir: str = "runs/mlm_domain_adaptation"
     text_column: str = "text"
     chunk_size: int = 128
@@ -72,12 +72,12 @@ def main(config: Config) -> dict:
     run_dir = start_run(config)
 
     # Load the reviews and the model (a tiny model gets a vocabulary trained on them).
-    splits = load_splits(config.dataset, config.dataset_config)
+    splits = load_splits(config.dataset, config.dataset_config, revision=config.dataset_revision)
     train = splits["train"]
     require_columns(train, [config.text_column], "train")
     require_rows(train, "train")
     model = load_recipe_model(
-        "mlm_domain_adaptation", config.model, "masked_lm",
+        "mlm_domain_adaptation", config.model, "masked_lm", revision=config.model_revision,
         texts=train[config.text_column][:20000], vocab_size=config.tiny_vocab_size, sequence_length=config.chunk_size,
     )
     tokenizer = model.preprocessor.tokenizer

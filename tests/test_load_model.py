@@ -20,14 +20,14 @@ def hf_dir(tmp_path_factory, spiece_proto):
 def test_hub_ids_are_downloaded_then_converted(hf_dir, monkeypatch):
     asked = []
 
-    def fake_download(repo_id):
-        asked.append(repo_id)
+    def fake_download(repo_id, revision):
+        asked.append((repo_id, revision))
         return hf_dir
 
-    monkeypatch.setattr(load_module, "download", fake_download)
+    monkeypatch.setattr(load_module, "download_model", fake_download)
     for name in ("hf://google/flan-t5-small", "google/flan-t5-small", "t5-small"):
-        assert type(kerastune.load_model(name)).__name__ == "T5Seq2SeqLM"
-    assert asked == ["google/flan-t5-small", "google/flan-t5-small", "t5-small"]
+        assert type(kerastune.load_model(name, revision="v1" if name == "t5-small" else "")).__name__ == "T5Seq2SeqLM"
+    assert asked == [("google/flan-t5-small", ""), ("google/flan-t5-small", ""), ("t5-small", "v1")]
 
 
 def test_saved_run_model_loads_back_with_the_same_outputs(hf_dir, tmp_path):

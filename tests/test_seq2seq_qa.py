@@ -13,6 +13,7 @@ def test_qa_recipe_learns_and_writes_its_run_directory(tmp_path, capsys):
     write_csv(tmp_path / "qa.csv", make_rows(400, seed=11))
     run_dir = tmp_path / "run"
     code = main(["run", "seq2seq_qa", "--set", "model=tiny-t5", f"dataset={tmp_path / 'qa.csv'}",
+                 "question_column=question", "question_detail_column=", "answer_column=answer",
                  f"output_dir={run_dir}", "epochs=5", "max_eval_samples=60", "keep_checkpoints=3"])
     assert code == 0
     metrics = json.loads((run_dir / "metrics.json").read_text())

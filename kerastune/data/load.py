@@ -14,6 +14,8 @@ from pathlib import Path
 import datasets
 
 from kerastune.errors import KerastuneError
+from kerastune.hub.datasets import load_hub_dataset
+from kerastune.hub.ids import is_hub_id
 
 FILE_TYPES = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 SPLIT_ALIASES = {
@@ -21,11 +23,12 @@ SPLIT_ALIASES = {
 }
 
 
-def load_splits(dataset: str, dataset_config: str = "", split: str = "") -> datasets.DatasetDict:
-    """A `DatasetDict` from a hub id, a local file or a local folder.
+def load_splits(dataset: str, dataset_config: str = "", split: str = "", revision: str = "") -> datasets.DatasetDict:
+    """A `DatasetDict` from a hub id (at `revision`), a local file or a local folder.
 
     `split` (e.g. `"train[:1%]"`) loads only that slice of a hub dataset, as
-    `train`, the way the seeds take a sample of a large one.
+    `train`, the way the seeds take a sample of a large one; see
+    `kerastune.hub.datasets` for what the hub path adds to `datasets`.
     """
     datasets.disable_progress_bars()
     if REMOTE.match(dataset):
@@ -37,10 +40,9 @@ def load_splits(dataset: str, dataset_config: str = "", split: str = "") -> data
         return _load_folder(path)
     if path.suffix in FILE_TYPES or dataset.startswith((".", "/", "~")):
         raise KerastuneError(f"dataset path does not exist: {dataset}")
-    try:
-        loaded = datasets.load_dataset(dataset, dataset_config or None, split=split or None)
-    except Exception as e:
-        raise KerastuneError(f"could not load dataset '{dataset}' from the Hugging Face Hub: {e}") from None
+    if not is_hub_id(dataset):
+        raise KerastuneError(f"dataset not found: '{dataset}' is not a local file or folder, nor a hub id (org/name)")
+    loaded = load_hub_dataset(dataset, dataset_config, split, revision)
     if not isinstance(loaded, datasets.DatasetDict):
         loaded = datasets.DatasetDict({"train": loaded})
     return loaded

@@ -7,19 +7,22 @@
   checks and tokenizer, DistilBERT masked LMs and RoBERTa sequence
   classifiers through keras-hub's plus their heads, others through keras-hub's.
 - a local Keras preset directory (`metadata.json`, e.g. a run's `model/`).
-- `hf://org/name` or `org/name`: downloaded with huggingface_hub, then as above.
+- `hf://org/name` or `org/name` (at `revision`): the best weight format the
+  repository has, downloaded with huggingface_hub (`kerastune.hub.models`),
+  then as above. A bare legacy id (`gpt2`) is resolved to its namespaced one.
 - a keras-hub preset name or `kaggle://` handle: passed to keras-hub.
 """
 
 import inspect
 import json
-import re
 from pathlib import Path
 
 import keras
 import keras_hub
 
 from kerastune.errors import KerastuneError
+from kerastune.hub.ids import is_hub_id
+from kerastune.hub.models import download_model
 from kerastune.models.distilbert.convert import (
     load_distilbert_masked_lm,
     masked_lm_head_in_float32,
@@ -28,7 +31,8 @@ from kerastune.models.distilbert.convert import (
 from kerastune.models.distilbert.tiny import tiny_distilbert
 from kerastune.models.gpt2.convert import load_gpt2
 from kerastune.models.gpt2.tiny import tiny_gpt2
-from kerastune.models.hf_files import download, read_config
+from kerastune.models.hf_files import read_config
+from kerastune.models.hf_loader import from_hf_directory
 from kerastune.models.labels import read_labels, set_labels
 from kerastune.models.roberta.convert import load_roberta_classifier
 from kerastune.models.roberta.tiny import tiny_roberta
@@ -43,20 +47,18 @@ TINY_MODELS = {
 # Task classes tried, in order, for Keras presets and keras-hub converters.
 TASK_CLASSES = ("Seq2SeqLM", "CausalLM", "MaskedLM", "TextClassifier")
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_LEGACY_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*$")  # e.g. distilbert-base-uncased, gpt2
 
-
-def load_model(id_or_path: str, texts=None, vocab_size=4000, **kwargs):
+def load_model(id_or_path: str, texts=None, vocab_size=4000, revision: str = "", **kwargs):
     """A keras-hub task with its preprocessor attached.
 
     Args:
         id_or_path: see the module docstring.
         texts, vocab_size: only `tiny-*` models use them, to train a
             vocabulary on the run's own texts.
+        revision: for hub ids, a branch, tag, commit or `refs/pr/N`.
         **kwargs: passed to the builder, e.g. `encoder_sequence_length`.
     """
-    model = _load(str(id_or_path), texts, vocab_size, **kwargs)
+    model = _load(str(id_or_path), texts, vocab_size, revision, **kwargs)
     policy = keras.config.dtype_policy().name
     if policy == "mixed_float16" and isinstance(model, keras_hub.models.T5Seq2SeqLM):
         keep_residual_in_float32(model)
@@ -65,7 +67,7 @@ def load_model(id_or_path: str, texts=None, vocab_size=4000, **kwargs):
     return model
 
 
-def _load(name: str, texts, vocab_size, **kwargs):
+def _load(name: str, texts, vocab_size, revision, **kwargs):
     if name.startswith("tiny-"):
         if name not in TINY_MODELS:
             raise KerastuneError(f"unknown tiny model '{name}'; available: {', '.join(TINY_MODELS)}")
@@ -74,11 +76,11 @@ def _load(name: str, texts, vocab_size, **kwargs):
     if path.is_dir():
         return _load_directory(path, **kwargs)
     if name.startswith("hf://"):
-        return _load_directory(download(name[len("hf://") :]), **kwargs)
+        return _load_directory(download_model(name[len("hf://") :], revision), **kwargs)
     if name.startswith("kaggle://") or ("/" not in name and name in _keras_hub_presets()):
         return _load_keras_preset(name)
-    if (_HUB_ID.match(name) or _LEGACY_HUB_ID.match(name)) and not name.startswith((".", "/", "~")):
-        return _load_directory(download(name), **kwargs)
+    if is_hub_id(name):
+        return _load_directory(download_model(name, revision), **kwargs)
     raise KerastuneError(
         f"model not found: '{name}' is not a local directory, a tiny-* model, "
         "a keras-hub preset, or a Hugging Face hub id (org/name)"
@@ -113,7 +115,20 @@ def _load_directory(path: Path, **kwargs):
         return _call(load_roberta_classifier, path=path, config=config, **kwargs)
     if model_type is None:
         raise KerastuneError(f"{path}/config.json has no model_type; is it a Hugging Face checkpoint?")
-    return _load_keras_preset(str(path))  # keras-hub's own HF converters (gpt2, distilbert, ...)
+    return _load_hf_with_keras_hub(path)
+
+
+def _load_hf_with_keras_hub(path: Path):
+    """Any other family keras-hub converts (llama, qwen, gemma, mistral, ...), as the first task class that fits."""
+    errors = []
+    for cls_name in TASK_CLASSES:
+        try:
+            return from_hf_directory(getattr(keras_hub.models, cls_name), path)
+        except KerastuneError:
+            raise
+        except Exception as e:  # no task of this kind for the backbone: try the next
+            errors.append(f"{cls_name}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+    raise KerastuneError(f"could not load '{path}' with keras-hub ({'; '.join(errors)})")
 
 
 def _load_keras_preset(handle: str):

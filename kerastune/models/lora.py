@@ -30,7 +30,7 @@ import keras
 import numpy as np
 
 from kerastune.errors import KerastuneError
-from kerastune.models.hf_files import read_safetensors_file
+from kerastune.models.weights.safetensors_file import read_safetensors_file
 
 T5_TARGETS = ("query_projector", "value_projector")
 PEFT_T5_NAMES = {"q": "query_projector", "k": "key_projector", "v": "value_projector", "o": "output_projector"}
@@ -179,7 +179,8 @@ def import_peft_adapter(model, path):
         enable_lora(model, config["r"], config["lora_alpha"], targets)
     if not (path / "adapter_model.safetensors").is_file():
         raise KerastuneError(f"no adapter_model.safetensors in {path}")
-    weights = {k: v for k, v in read_safetensors_file(path / "adapter_model.safetensors").items() if ".lora_" in k}
+    adapter = read_safetensors_file(path / "adapter_model.safetensors")
+    weights = {k: v.astype("float32") for k, v in adapter.items() if ".lora_" in k}
     if not weights:
         raise KerastuneError(f"{path} holds no LoRA weights")
     for key, value in weights.items():

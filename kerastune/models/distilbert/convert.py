@@ -10,7 +10,8 @@ keras-hub) so the logits match transformers.
 import keras_hub
 
 from kerastune.errors import KerastuneError
-from kerastune.models.hf_files import read_safetensors
+from kerastune.models.hf_loader import from_hf_directory
+from kerastune.models.weights import read_weights
 
 
 def match_head_epsilon(model):
@@ -36,9 +37,9 @@ def masked_lm_head_in_float32(model):
 
 
 def load_distilbert_masked_lm(path, sequence_length=128):
-    weights = read_safetensors(path)
+    weights = read_weights(path)
     needed = ("vocab_transform.weight", "vocab_layer_norm.weight", "vocab_projector.bias")
-    model = keras_hub.models.DistilBertMaskedLM.from_preset(str(path))
+    model = from_hf_directory(keras_hub.models.DistilBertMaskedLM, path)
     if not all(name in weights for name in needed):
         raise KerastuneError(f"{path} has no masked-LM head (is it a DistilBertForMaskedLM checkpoint?)")
     head = model.masked_lm_head

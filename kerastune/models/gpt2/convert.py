@@ -15,7 +15,8 @@ import numpy as np
 
 from kerastune.errors import KerastuneError
 from kerastune.models.gpt2.tokenizer import gpt2_tokenizer, read_vocabulary
-from kerastune.models.hf_files import read_safetensors_names
+from kerastune.models.hf_loader import from_hf_directory
+from kerastune.models.weights import weight_names
 
 SUPPORTED = {
     "activation_function": ("gelu_new", "gelu_pytorch_tanh"),
@@ -41,8 +42,8 @@ def check_config(config: dict, path, weight_names: set):
 def load_gpt2(path, config: dict, sequence_length=512):
     """A `GPT2CausalLM` with its preprocessor (no start token: transformers adds none)."""
     path = Path(path)
-    check_config(config, path, read_safetensors_names(path))  # also: a clear error if only pytorch_model.bin
-    backbone = keras_hub.models.GPT2Backbone.from_preset(str(path))
+    check_config(config, path, weight_names(path))
+    backbone = from_hf_directory(keras_hub.models.GPT2Backbone, path)
     tokenizer = gpt2_tokenizer(*read_vocabulary(path))
     return causal_lm(backbone, tokenizer, sequence_length)
 

@@ -18,8 +18,9 @@ import numpy as np
 
 from kerastune.errors import KerastuneError
 from kerastune.models.gpt2.tokenizer import read_vocabulary
-from kerastune.models.hf_files import read_safetensors
+from kerastune.models.hf_loader import from_hf_directory
 from kerastune.models.labels import set_labels
+from kerastune.models.weights import read_weights
 
 HEAD = ("classifier.dense.weight", "classifier.dense.bias", "classifier.out_proj.weight", "classifier.out_proj.bias")
 
@@ -42,7 +43,7 @@ def text_classifier(backbone, tokenizer, id2label: dict, sequence_length=512):
 
 def load_roberta_classifier(path, config: dict, sequence_length=512):
     path = Path(path)
-    weights = read_safetensors(path)
+    weights = read_weights(path)
     missing = [name for name in HEAD if name not in weights]
     if missing:
         raise KerastuneError(
@@ -52,7 +53,7 @@ def load_roberta_classifier(path, config: dict, sequence_length=512):
     id2label = {int(k): v for k, v in config.get("id2label", {}).items()}
     if len(id2label) != weights["classifier.out_proj.weight"].shape[0]:
         id2label = {i: f"LABEL_{i}" for i in range(weights["classifier.out_proj.weight"].shape[0])}
-    backbone = keras_hub.models.RobertaBackbone.from_preset(str(path))
+    backbone = from_hf_directory(keras_hub.models.RobertaBackbone, path)
     token_type = weights.get("roberta.embeddings.token_type_embeddings.weight")
     if token_type is not None:
         positions = backbone.embeddings.position_embedding.position_embeddings

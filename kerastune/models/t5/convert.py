@@ -21,7 +21,8 @@ import numpy as np
 
 from kerastune.errors import KerastuneError
 from kerastune.models.activations import HF_ACTIVATIONS
-from kerastune.models.hf_files import read_config, read_safetensors
+from kerastune.models.hf_files import read_config
+from kerastune.models.weights import read_weights
 
 
 def backbone_kwargs(config: dict) -> dict:
@@ -162,7 +163,7 @@ def load_tokenizer(path):
 def load_t5(path, encoder_sequence_length=512, decoder_sequence_length=128):
     """A `T5Seq2SeqLM` (with preprocessor) from an HF T5 checkpoint directory."""
     config = read_config(path)
-    weights = read_safetensors(path)
+    weights = read_weights(path)
     kwargs = backbone_kwargs(config)
     scaled = scales_decoder_output(config)
     head = weights.get("lm_head.weight")

@@ -1,0 +1,74 @@
+"""HF checkpoints in the weight formats hub repositories have, written from a transformers model.
+
+transformers 5 saves only safetensors; the `.bin` files here are what
+transformers 4 (and every checkpoint from before safetensors) wrote:
+`torch.save(model.state_dict())`, in torch's zip format or its legacy
+(pre-1.6) one, whole or cut into shards with a `pytorch_model.bin.index.json`.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+
+
+def copy_side_files(source, target):
+    """Config and tokenizer files, without weights."""
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    for file in Path(source).iterdir():
+        if file.is_file() and file.name not in WEIGHT_FILES and not file.name.startswith(("model-", "pytorch_model")):
+            shutil.copy(file, target / file.name)
+    return target
+
+
+def _shards(state: dict, count: int) -> list[dict]:
+    names = list(state)
+    size = -(-len(names) // count)
+    return [{n: state[n] for n in names[i : i + size]} for i in range(0, len(names), size)]
+
+
+def write_bin(model, source, target, legacy=False, shards=1):
+    """`pytorch_model.bin` (or `count` shards and an index) from the model's full state dict (tied weights
+    share a storage, as in real checkpoints)."""
+    target = copy_side_files(source, target)
+    state = model.state_dict()
+    options = {"_use_new_zipfile_serialization": False} if legacy else {}
+    if shards == 1:
+        torch.save(state, target / "pytorch_model.bin", **options)
+        return target
+    parts = _shards(state, shards)
+    weight_map = {}
+    for i, part in enumerate(parts, 1):
+        name = f"pytorch_model-{i:05d}-of-{len(parts):05d}.bin"
+        torch.save(part, target / name, **options)
+        weight_map.update(dict.fromkeys(part, name))
+    (target / "pytorch_model.bin.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    return target
+
+
+def write_safetensors(model, source, target, dtype=torch.float32, shards=1):
+    """Safetensors in another dtype (bfloat16, float16) or cut into shards with an index."""
+    target = copy_side_files(source, target)
+    state, seen = {}, {}
+    for name, tensor in model.state_dict().items():
+        if tensor.data_ptr() in seen:  # safetensors refuses shared storage: keep the first (tied weights)
+            continue
+        seen[tensor.data_ptr()] = name
+        state[name] = tensor.detach().to(dtype if tensor.is_floating_point() else tensor.dtype).contiguous()
+    if shards == 1:
+        save_file(state, str(target / "model.safetensors"), metadata={"format": "pt"})
+        return target
+    parts = _shards(state, shards)
+    weight_map = {}
+    for i, part in enumerate(parts, 1):
+        name = f"model-{i:05d}-of-{len(parts):05d}.safetensors"
+        save_file(part, str(target / name), metadata={"format": "pt"})
+        weight_map.update(dict.fromkeys(part, name))
+    (target / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    return target
