@@ -2,6 +2,7 @@
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,25 @@ if SIMULATED_DEVICES:
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "recipes" / "data"))
 sys.path.insert(0, str(Path(__file__).parent))
+
+# The Hugging Face Hub the tests see is tests/local_hub.py on 127.0.0.1, with a cache of their own. The
+# port is reserved now, before anything imports huggingface_hub (which reads HF_ENDPOINT once); until a
+# test starts the hub (the `local_hub` fixture) connections to it are refused, as with no network.
+from local_hub import LocalHub, reserve_port  # noqa: E402
+
+_HUB_SOCKET = reserve_port()
+_CACHE = tempfile.mkdtemp(prefix="kerastune-test-cache-")
+os.environ["HF_ENDPOINT"] = "http://127.0.0.1:%d" % _HUB_SOCKET.getsockname()[1]
+os.environ["HF_HOME"] = os.path.join(_CACHE, "huggingface")
+os.environ["KERASTUNE_CACHE"] = os.path.join(_CACHE, "kerastune")
+for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+    os.environ.pop(name, None)
+
+
+@pytest.fixture(scope="session")
+def local_hub():
+    with LocalHub(_HUB_SOCKET) as hub:
+        yield hub
 
 PROMPT = "Given the following text:{text}\nPredict its corresponding category (World, Sports, Business, Sci/Tech):"
 

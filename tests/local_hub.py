@@ -11,28 +11,45 @@ and it can answer like the real hub does for the awkward cases: a gated
 repository (401 with `X-Error-Code: GatedRepo`), an unknown one
 (`RepoNotFound`), an unknown revision (`RevisionNotFound`), and a renamed
 repository (a bare legacy id redirected to its namespaced one).
-Set `HF_ENDPOINT` to `hub.url` (before `huggingface_hub` is imported, in a
-subprocess) to use it.
+`HF_ENDPOINT` must point at it before `huggingface_hub` is imported: the
+tests' conftest reserves the port (`reserve_port`) and sets the variable
+first thing, and starts the hub on that socket when a test asks for it.
 """
 
+import collections
 import hashlib
 import json
+import socket
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 
+def reserve_port() -> socket.socket:
+    """A socket bound to a free port on 127.0.0.1 but not listening: connections are refused (like a machine
+    with no network) until a `LocalHub` is started on it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 class LocalHub:
-    def __init__(self, root):
-        self.root = Path(root)
+    def __init__(self, sock: socket.socket | None = None):
         self.repos = {}  # (kind, repo_id) -> {revision: {path: bytes}}
         self.gated, self.redirects, self.requests = set(), {}, []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.served = collections.Counter()  # bytes sent per file path
+        self.offline = False  # True: drop every connection unanswered, as when the network is down
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self), bind_and_activate=False)
+        self.server.socket.close()
+        self.server.socket = sock or reserve_port()
+        self.server.server_address = self.server.socket.getsockname()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self):
+        self.server.server_activate()
         self.thread.start()
         return self
 
@@ -47,9 +64,9 @@ class LocalHub:
             contents[path] = Path(data).read_bytes() if isinstance(data, Path) else data
         self.repos.setdefault((kind, repo_id), {})[revision] = contents
 
-    def add_folder(self, kind, repo_id, folder, revision="main"):
+    def add_folder(self, kind, repo_id, folder, revision="main", skip=()):
         folder = Path(folder)
-        files = {str(p.relative_to(folder)): p for p in sorted(folder.rglob("*")) if p.is_file()}
+        files = {str(p.relative_to(folder)): p for p in sorted(folder.rglob("*")) if p.is_file() and p.name not in skip}
         self.add(kind, repo_id, files, revision)
 
     def commit(self, kind, repo_id, revision):
@@ -91,6 +108,10 @@ def _handler(hub: LocalHub):
 
         # ---- routing ----
         def respond(self, head, body=b""):
+            if hub.offline:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
             url = urllib.parse.urlsplit(self.path)
             hub.requests.append(f"{self.command} {url.path}")
             parts = [urllib.parse.unquote(p) for p in url.path.strip("/").split("/")]
@@ -202,6 +223,7 @@ def _handler(hub: LocalHub):
             self.end_headers()
             if not head:
                 self.wfile.write(data[start:end])
+                hub.served[path] += end - start
 
         def json(self, value, status=200):
             data = json.dumps(value).encode()

@@ -55,7 +55,8 @@ def checkpoints(tmp_path_factory, product_texts, spiece_proto):
     gpt2_inputs = {"token_ids": ids, "padding_mask": np.ones_like(ids)}
     t5_inputs = {"encoder_token_ids": ids, "encoder_padding_mask": np.ones_like(ids),
                  "decoder_token_ids": ids[:, :5], "decoder_padding_mask": np.ones_like(ids[:, :5])}
-    bert_inputs = {"token_ids": ids, "padding_mask": np.ones_like(ids), "mask_positions": np.tile(np.arange(12), (2, 1))}
+    bert_inputs = {"token_ids": ids, "padding_mask": np.ones_like(ids),
+                   "mask_positions": np.tile(np.arange(12), (2, 1))}
     cases = {
         "gpt2_bin_zip": (write_bin(gpt2, root / "gpt2", root / "gpt2_bin_zip"), gpt2, gpt2_inputs, 1e-4),
         "gpt2_bin_legacy": (write_bin(gpt2, root / "gpt2", root / "gpt2_bin_legacy", legacy=True), gpt2,
@@ -89,8 +90,8 @@ def reference_logits(model, inputs):
 
 
 def test_every_format_loads_without_torch_with_transformers_logits(checkpoints, tmp_path):
-    jobs = [{"dir": str(path), "inputs": {k: v.tolist() for k, v in inputs.items()}, "out": str(tmp_path / f"{name}.npy")}
-            for name, (path, _, inputs, _) in checkpoints.items()]
+    jobs = [{"dir": str(path), "inputs": {k: v.tolist() for k, v in inputs.items()},
+             "out": str(tmp_path / f"{name}.npy")} for name, (path, _, inputs, _) in checkpoints.items()]
     (tmp_path / "jobs.json").write_text(json.dumps(jobs))
     result = subprocess.run([sys.executable, str(HERE / "load_without_torch.py"), str(tmp_path / "jobs.json")],
                             capture_output=True, text=True, cwd=tmp_path)

@@ -88,16 +88,21 @@ def download_model(repo_id: str, revision: str = "") -> Path:
                if not isinstance(try_to_load_from_cache(files.repo_id, n, revision=files.commit), str)]
     if missing:
         print(f"downloading {files.describe()}; {human(files.total(missing))} not yet in the cache")
-    with hub_errors_as_lines("model", files.repo_id, files.revision):
-        path = snapshot_download(files.repo_id, revision=files.commit, allow_patterns=files.weights + files.side_files)
+    with hub_errors_as_lines("model", files.repo_id, files.revision):  # by name: the cache then knows the branch
+        path = snapshot_download(files.repo_id, revision=files.revision, allow_patterns=files.weights + files.side_files)
     return Path(path)
 
 
 def _from_cache(repo_id: str, revision: str) -> Path:
-    """Offline: the snapshot an earlier download left in the cache, if there is one."""
-    from huggingface_hub import snapshot_download
+    """Offline: the snapshot folder an earlier download left in the cache, if there is one. (Not
+    `snapshot_download(local_files_only=True)`: it wants every file of the repository, and kerastune
+    downloads only one weight format.)"""
+    from huggingface_hub import try_to_load_from_cache
 
-    with hub_errors_as_lines("model", repo_id, revision):
-        path = Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
+    config = try_to_load_from_cache(repo_id, "config.json", revision=revision)
+    if not isinstance(config, str):
+        raise Offline(f"no network, and the model '{repo_id}' at revision '{revision}' is not in the local cache "
+                      "(connect once to download it; HF_HOME sets where the cache is)")
+    path = Path(config).parent
     print(f"no network: using the cached copy of {repo_id}@{revision} ({path})")
     return path
