@@ -88,7 +88,8 @@ def download_model(repo_id: str, revision: str = "") -> Path:
                if not isinstance(try_to_load_from_cache(files.repo_id, n, revision=files.commit), str)]
     if missing:
         print(f"downloading {files.describe()}; {human(files.total(missing))} not yet in the cache")
-    with hub_errors_as_lines("model", files.repo_id, files.revision):  # by name: the cache then knows the branch
+    # By revision name, not commit: the cache then records the branch, for offline runs later.
+    with hub_errors_as_lines("model", files.repo_id, files.revision):
         path = snapshot_download(files.repo_id, revision=files.revision, allow_patterns=files.weights + files.side_files)
     return Path(path)
 
