@@ -106,3 +106,24 @@ def test_distribution_tpu_without_a_tpu_is_a_clear_error():
     with pytest.raises(KerastuneError, match="distribution=tpu: .*(no TPU|sees no TPU)"):
         with distribution_scope("tpu"):
             pass
+
+
+def test_default_hub_ids_are_ones_the_pinned_libraries_load():
+    """Every model and dataset a recipe names by default (its dataclass, its TOML, its TPU TOML) is a
+    namespaced hub id (`datasets` breaks on bare ones) and not a script-only dataset (`datasets` >= 4 refuses
+    to run loading scripts)."""
+    from kerastune.hub.ids import HUB_ID, SCRIPT_ONLY
+    from kerastune.hub.preflight import sources
+
+    files = sorted((ROOT / "recipes").glob("*.toml")) + sorted((ROOT / "tpu" / "configs").glob("*.toml"))
+    configs = [build_config(recipe_config_class(read_toml(f)["recipe"]), read_toml(f)) for f in files]
+    configs += [recipe_config_class(name)() for name in ("instruction_tuning", "seq2seq_qa", "lora_ppo_detox",
+                                                         "mlm_domain_adaptation", "causal_lm")]
+    checked = set()
+    for config in configs:
+        for key, _, value in sources(config):
+            assert HUB_ID.match(value), f"{config.recipe}: {key} = {value!r} is not namespaced (org/name)"
+            assert value not in SCRIPT_ONLY, f"{config.recipe}: {key} = {value!r} is a script-only dataset"
+            checked.add(value)
+    assert {"stanfordnlp/imdb", "community-datasets/yahoo_answers_topics", "distilbert/distilbert-base-uncased",
+            "datificate/gpt2-small-spanish", "milistu/amazon-esci-data"} <= checked

@@ -90,7 +90,8 @@ def download_model(repo_id: str, revision: str = "") -> Path:
         print(f"downloading {files.describe()}; {human(files.total(missing))} not yet in the cache")
     # By revision name, not commit: the cache then records the branch, for offline runs later.
     with hub_errors_as_lines("model", files.repo_id, files.revision):
-        path = snapshot_download(files.repo_id, revision=files.revision, allow_patterns=files.weights + files.side_files)
+        path = snapshot_download(files.repo_id, revision=files.revision,
+                                 allow_patterns=files.weights + files.side_files)
     return Path(path)
 
 
