@@ -186,6 +186,7 @@ def build_parser():
                      help="causal LMs: print each step's text so far and top N candidates")
     gen.add_argument("--trace-csv", default=None, help="also write the step table to this CSV file")
     gen.add_argument("--batch-size", type=int, default=8)
+    gen.add_argument("--revision", default="", help="hub ids: a branch, tag, commit or refs/pr/N (default main)")
     gen.set_defaults(func=cmd_generate)
 
     export = sub.add_parser("export", help="export a run's model: SavedModel for TF Serving, or HF format")

@@ -66,6 +66,8 @@ def test_the_best_format_is_downloaded_and_nothing_else(hub, capsys):
     assert "model.safetensors (" in capsys.readouterr().out
     x = {"token_ids": np.array([[5, 9, 30, 2]]), "padding_mask": np.ones((1, 4), "int32")}
     np.testing.assert_allclose(np.asarray(model(x)), np.asarray(converted(x)), atol=1e-6)
+    assert main(["generate", hub_repos.GPT2, "Esta mochila", "--revision", "refs/pr/1", "--max-new-tokens", "3"]) == 0
+    assert "Esta mochila" in capsys.readouterr().out
     # A second load comes from the cache, and so does one with the network down.
     hub.requests.clear()
     kerastune.load_model(hub_repos.GPT2)
@@ -99,6 +101,12 @@ def test_bare_ids_are_resolved_and_said(hub, capsys):
     assert len(load_splits("movie-reviews")["train"]) == 50  # the hub's redirect
     out = capsys.readouterr().out
     assert "'imdb' is now 'stanfordnlp/imdb'" in out and "'movie-reviews' is now 'acme/movie-reviews'" in out
+    hub.offline = True  # what an earlier run downloaded still loads, from the cache
+    try:
+        assert len(load_splits("stanfordnlp/imdb")["test"]) == 50
+    finally:
+        hub.offline = False
+    assert "no network: using the cached copy of dataset stanfordnlp/imdb" in capsys.readouterr().out
 
 
 SMALL = {

@@ -11,7 +11,7 @@ from kerastune.generation.trace import trace
 from kerastune.models import load_model, model_kind
 
 
-def load_for_generation(model_or_run_dir: str, num_beams=None, max_new_tokens=None):
+def load_for_generation(model_or_run_dir: str, num_beams=None, max_new_tokens=None, revision=""):
     """(model, generation settings) from a run directory (its config's settings) or any model.
 
     Explicit `num_beams` / `max_new_tokens` override the run's; `kerastune
@@ -25,7 +25,7 @@ def load_for_generation(model_or_run_dir: str, num_beams=None, max_new_tokens=No
         path = path / "model"
     elif (path / "config.toml").is_file():
         raise KerastuneError(f"run directory {path} has no model/ yet (did the run finish?)")
-    model = load_model(str(path) if path.exists() else model_or_run_dir)
+    model = load_model(str(path) if path.exists() else model_or_run_dir, revision=revision)
     if model_kind(model) not in ("seq2seq", "causal_lm", "masked_lm"):
         raise KerastuneError(f"generate supports seq2seq, causal and masked LMs; got {type(model).__name__}")
     settings = dict(
@@ -44,7 +44,8 @@ def generate_lines(model_or_run_dir: str, prompts, args) -> list[str]:
     with the top N candidates); masked LMs list the top-k tokens and their
     probabilities for every [MASK].
     """
-    model, settings = load_for_generation(model_or_run_dir, args.num_beams, args.max_new_tokens)
+    model, settings = load_for_generation(model_or_run_dir, args.num_beams, args.max_new_tokens,
+                                          getattr(args, "revision", ""))
     kind = model_kind(model)
     if kind == "masked_lm":
         masks = fill_mask(model, prompts, args.top_k or 5)

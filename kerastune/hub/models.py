@@ -63,8 +63,8 @@ def plan_model(repo_id: str, revision: str = "") -> ModelFiles:
         present = [n for n in UNREADABLE if n in sizes]
         has = f"it has {', '.join(present)}" if present else "it has no weight files"
         raise KerastuneError(
-            f"the model '{repo_id}'@{revision} has no weights kerastune can read ({has}); kerastune reads "
-            "model.safetensors and pytorch_model.bin (single or sharded). If a safetensors conversion is "
+            f"the model '{repo_id}' at revision '{revision}' has no weights kerastune can read ({has}); kerastune "
+            "reads model.safetensors and pytorch_model.bin (single or sharded). If a safetensors conversion is "
             "waiting in a pull request, pass its revision: model_revision=refs/pr/N"
         )
     if chosen[0].endswith(".index.json"):
