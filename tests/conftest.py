@@ -1,6 +1,8 @@
 """Shared fixtures: sample data, SentencePiece vocabularies, HF T5 checkpoints written by transformers."""
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -31,6 +33,7 @@ from local_hub import LocalHub, reserve_port  # noqa: E402
 
 _HUB_SOCKET = reserve_port()
 _CACHE = tempfile.mkdtemp(prefix="kerastune-test-cache-")
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 os.environ["HF_ENDPOINT"] = "http://127.0.0.1:%d" % _HUB_SOCKET.getsockname()[1]
 os.environ["HF_HOME"] = os.path.join(_CACHE, "huggingface")
 os.environ["KERASTUNE_CACHE"] = os.path.join(_CACHE, "kerastune")

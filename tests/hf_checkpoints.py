@@ -72,3 +72,28 @@ def write_safetensors(model, source, target, dtype=torch.float32, shards=1):
         weight_map.update(dict.fromkeys(part, name))
     (target / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
     return target
+
+
+def write_hf_qwen2(path, texts, vocab_size=300, seed=0):
+    """A tiny transformers `Qwen2ForCausalLM` with a byte-level BPE `tokenizer.json` trained on `texts` (the
+    files keras-hub's Qwen converter reads), standing for the families kerastune loads through keras-hub."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.train_from_iterator(texts, trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>",
+                            pad_token="<|endoftext|>").save_pretrained(path)
+    torch.manual_seed(seed)
+    config = Qwen2Config(vocab_size=tokenizer.get_vocab_size(), hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=128, tie_word_embeddings=False)
+    model = Qwen2ForCausalLM(config).eval()
+    model.save_pretrained(path)
+    return model

@@ -1,6 +1,7 @@
 """Every weight format hub repositories have loads without PyTorch, with transformers' logits.
 
-transformers writes each model once; the tests rewrite its weights as
+transformers writes each model once (GPT-2, T5, DistilBERT, and Qwen2 for
+the families keras-hub's own converters load); the tests rewrite its weights as
 `pytorch_model.bin` (zip and legacy), sharded `.bin`, sharded safetensors and
 bfloat16 / float16 safetensors; then one process where `import torch` fails
 loads every directory with `kerastune.load_model` and saves its logits.
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import write_hf_gpt2, write_hf_t5
-from hf_checkpoints import copy_side_files, write_bin, write_safetensors
+from hf_checkpoints import copy_side_files, write_bin, write_hf_qwen2, write_safetensors
 
 import kerastune
 from kerastune.cli import main
@@ -51,6 +52,7 @@ def checkpoints(tmp_path_factory, product_texts, spiece_proto):
     gpt2 = write_hf_gpt2(root / "gpt2", product_texts, seed=1)
     t5 = write_hf_t5(root / "t5", spiece_proto, seed=2)
     bert = distilbert(root / "distilbert")
+    qwen = write_hf_qwen2(root / "qwen2", product_texts)  # a family loaded through keras-hub's own converter
     ids = np.random.RandomState(0).randint(1, 150, size=(2, 12))  # inside every vocabulary here
     gpt2_inputs = {"token_ids": ids, "padding_mask": np.ones_like(ids)}
     t5_inputs = {"encoder_token_ids": ids, "encoder_padding_mask": np.ones_like(ids),
@@ -69,6 +71,7 @@ def checkpoints(tmp_path_factory, product_texts, spiece_proto):
         "t5_bin_legacy_sharded": (write_bin(t5, root / "t5", root / "t5_bin_legacy_sharded", legacy=True, shards=2),
                                   t5, t5_inputs, 1e-4),
         "distilbert_bin_zip": (write_bin(bert, root / "distilbert", root / "distilbert_bin"), bert, bert_inputs, 1e-4),
+        "qwen2_bin_legacy": (write_bin(qwen, root / "qwen2", root / "qwen2_bin", legacy=True), qwen, gpt2_inputs, 1e-4),
     }
     # Half-precision checkpoints: compared with the same weights rounded, in float32 (HF upcasts the same way).
     for name, dtype in (("bfloat16", torch.bfloat16), ("float16", torch.float16)):

@@ -49,7 +49,7 @@ def human(size: int) -> str:
 
 
 def plan_model(repo_id: str, revision: str = "") -> ModelFiles:
-    """The files `download_model` would fetch (metadata requests only)."""
+    """The files `download_model` would fetch (metadata requests, plus the shard index of a sharded checkpoint)."""
     from huggingface_hub import HfApi, hf_hub_download
 
     from kerastune.models.weights import UNREADABLE, choose_weight_files  # here: kerastune.models imports this module
