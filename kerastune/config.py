@@ -17,7 +17,7 @@ from kerastune.runtime import DISTRIBUTIONS
 
 @dataclasses.dataclass
 class BaseConfig:
-    """Keys every recipe shares (see DESIGN.md, "Common config keys")."""
+    """Keys every recipe shares; a recipe adds its own and changes the defaults to its notebook's."""
 
     recipe: str = ""
     model: str = ""

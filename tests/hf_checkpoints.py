@@ -97,3 +97,41 @@ def write_hf_qwen2(path, texts, vocab_size=300, seed=0):
     model = Qwen2ForCausalLM(config).eval()
     model.save_pretrained(path)
     return model
+
+
+def write_hf_distilbert(path, texts, vocab_size=300, seed=0):
+    """A tiny transformers `DistilBertForMaskedLM` with a WordPiece `vocab.txt` trained on `texts`."""
+    from transformers import DistilBertConfig, DistilBertForMaskedLM
+
+    from kerastune.models.distilbert.tiny import train_wordpiece
+
+    path = Path(path)
+    vocab = train_wordpiece(texts, vocab_size=vocab_size)
+    torch.manual_seed(seed)
+    config = DistilBertConfig(vocab_size=len(vocab), dim=64, n_layers=2, n_heads=4, hidden_dim=128,
+                              max_position_embeddings=128)
+    model = DistilBertForMaskedLM(config).eval()
+    model.save_pretrained(path)
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    (path / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True}))
+    return model
+
+
+def write_hf_roberta_classifier(path, texts, max_position_embeddings=130, seed=0):
+    """A tiny transformers `RobertaForSequenceClassification` (labels nothate / hate, like the detox reward
+    model) with a byte-level BPE `vocab.json` + `merges.txt` trained on `texts`."""
+    from transformers import RobertaConfig, RobertaForSequenceClassification
+
+    from kerastune.models.gpt2.tokenizer import train_byte_level_bpe, write_vocabulary
+    from kerastune.models.roberta.tiny import SPECIAL_TOKENS
+
+    vocabulary, merges = train_byte_level_bpe(texts, 400, special_tokens=SPECIAL_TOKENS)
+    write_vocabulary(vocabulary, merges, path)
+    torch.manual_seed(seed)
+    config = RobertaConfig(vocab_size=len(vocabulary), hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                           intermediate_size=128, max_position_embeddings=max_position_embeddings, type_vocab_size=1,
+                           pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                           id2label={0: "nothate", 1: "hate"}, label2id={"nothate": 0, "hate": 1})
+    model = RobertaForSequenceClassification(config).eval()
+    model.save_pretrained(path)
+    return model

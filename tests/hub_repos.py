@@ -6,8 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
-import torch
-from hf_checkpoints import write_bin
+from hf_checkpoints import write_bin, write_hf_roberta_classifier
 
 # Each recipe's default model and dataset ids (recipes/*.toml), served with tiny contents.
 GPT2 = "datificate/gpt2-small-spanish"
@@ -97,18 +96,7 @@ def qa_rows(pairs: list[dict]) -> list[dict]:
 
 
 def roberta_classifier(path, texts):
-    from transformers import RobertaConfig, RobertaForSequenceClassification
-
-    from kerastune.models.gpt2.tokenizer import train_byte_level_bpe, write_vocabulary
-    from kerastune.models.roberta.tiny import SPECIAL_TOKENS
-
-    vocabulary, merges = train_byte_level_bpe(texts, 400, special_tokens=SPECIAL_TOKENS)
-    write_vocabulary(vocabulary, merges, path)
-    torch.manual_seed(0)
-    config = RobertaConfig(vocab_size=len(vocabulary), hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                           intermediate_size=128, max_position_embeddings=514, type_vocab_size=1,
-                           pad_token_id=1, bos_token_id=0, eos_token_id=2,
-                           id2label={0: "nothate", 1: "hate"}, label2id={"nothate": 0, "hate": 1})
-    RobertaForSequenceClassification(config).eval().save_pretrained(path)
+    """The hate-speech reward model's stand-in: 514 positions, as roberta-base has."""
+    write_hf_roberta_classifier(path, texts, max_position_embeddings=514)
     (path / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 512}))
     return path

@@ -1,25 +1,15 @@
 """Same weights, same logits: kerastune's DistilBERT masked LM against transformers' DistilBertForMaskedLM."""
 
-import json
-
 import numpy as np
 import torch
+from hf_checkpoints import write_hf_distilbert
 from make_reviews_sample import make_rows
-from transformers import DistilBertConfig, DistilBertForMaskedLM
 
 import kerastune
-from kerastune.models.distilbert.tiny import train_wordpiece
 
 
 def test_masked_lm_logits_match_transformers(tmp_path):
-    vocab = train_wordpiece([r["text"] for r in make_rows(200, seed=3)], vocab_size=300)
-    torch.manual_seed(0)
-    config = DistilBertConfig(vocab_size=len(vocab), dim=64, n_layers=2, n_heads=4, hidden_dim=128,
-                              max_position_embeddings=128)
-    reference = DistilBertForMaskedLM(config).eval()
-    reference.save_pretrained(tmp_path)
-    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True}))
+    reference = write_hf_distilbert(tmp_path, [r["text"] for r in make_rows(200, seed=3)])
 
     model = kerastune.load_model(str(tmp_path))
     assert type(model).__name__ == "DistilBertMaskedLM"

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import write_hf_gpt2, write_hf_t5
+from hf_checkpoints import write_hf_distilbert
 
 import kerastune
 from kerastune.cli import main
@@ -32,12 +33,11 @@ def hub(local_hub, tmp_path_factory, product_texts, spiece_proto):
     from make_products_sample import make_rows as products
     from make_qa_sample import make_rows as qa
     from make_reviews_sample import make_rows as reviews
-    from test_weight_formats import distilbert
 
     root = tmp_path_factory.mktemp("hub")
     gpt2 = write_hf_gpt2(root / "gpt2", product_texts, seed=1)
     write_hf_t5(root / "t5", spiece_proto, seed=2)
-    bert = distilbert(root / "distilbert")
+    bert = write_hf_distilbert(root / "distilbert", [r["text"] for r in reviews(200, seed=3)])
     roberta = hub_repos.roberta_classifier(root / "roberta", [r["text"] for r in reviews(200, seed=3)])
     hub_repos.add_models(local_hub, root, (root / "gpt2", gpt2), root / "t5", bert, roberta)
     hub_repos.add_datasets(local_hub, {

@@ -1,6 +1,6 @@
 """kerastune's T5 learns what transformers' T5 learns, on both Keras backends.
 
-DESIGN.md's probe: keras-hub's `T5Seq2SeqLM.fit` predicted one class for
+An early probe: keras-hub's `T5Seq2SeqLM.fit` predicted one class for
 everything (0.26) where transformers reached 0.72, and a TensorFlow run
 learned where a JAX run did not. The cause was keras-hub's T5 embedding
 initialiser (mean 1.0, every token alike), which left training on the

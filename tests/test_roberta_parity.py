@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 import torch
+from hf_checkpoints import write_hf_roberta_classifier
 from make_reviews_sample import make_rows
-from transformers import AutoTokenizer, RobertaConfig, RobertaForSequenceClassification
+from transformers import AutoTokenizer
 
 import kerastune
 from kerastune.errors import KerastuneError
@@ -21,17 +22,7 @@ TEXTS = ["#Person1# tells Tommy that he didn't like the movie.",
 @pytest.fixture(scope="module")
 def hf_roberta(tmp_path_factory):
     path = tmp_path_factory.mktemp("hf_roberta")
-    texts = [r["text"] for r in make_rows(200, seed=3)] + TEXTS
-    vocabulary, merges = train_byte_level_bpe(texts, 400, special_tokens=SPECIAL_TOKENS)
-    write_vocabulary(vocabulary, merges, path)
-    torch.manual_seed(0)
-    config = RobertaConfig(vocab_size=len(vocabulary), hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                           intermediate_size=128, max_position_embeddings=130, type_vocab_size=1,
-                           pad_token_id=1, bos_token_id=0, eos_token_id=2,
-                           id2label={0: "nothate", 1: "hate"}, label2id={"nothate": 0, "hate": 1})
-    model = RobertaForSequenceClassification(config).eval()
-    model.save_pretrained(path)
-    return path, model
+    return path, write_hf_roberta_classifier(path, [r["text"] for r in make_rows(200, seed=3)] + TEXTS)
 
 
 def test_classifier_logits_match_transformers(hf_roberta, tmp_path):

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import write_hf_gpt2, write_hf_t5
-from hf_checkpoints import copy_side_files, write_bin, write_hf_qwen2, write_safetensors
+from hf_checkpoints import copy_side_files, write_bin, write_hf_distilbert, write_hf_qwen2, write_safetensors
+from make_reviews_sample import make_rows as reviews
 
 import kerastune
 from kerastune.cli import main
@@ -28,30 +29,13 @@ from kerastune.models.weights import UnsafeCheckpointError, read_weights
 HERE = Path(__file__).parent
 
 
-def distilbert(path):
-    from make_reviews_sample import make_rows
-    from transformers import DistilBertConfig, DistilBertForMaskedLM
-
-    from kerastune.models.distilbert.tiny import train_wordpiece
-
-    vocab = train_wordpiece([r["text"] for r in make_rows(200, seed=3)], vocab_size=300)
-    torch.manual_seed(0)
-    config = DistilBertConfig(vocab_size=len(vocab), dim=64, n_layers=2, n_heads=4, hidden_dim=128,
-                              max_position_embeddings=128)
-    model = DistilBertForMaskedLM(config).eval()
-    model.save_pretrained(path)
-    (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    (path / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True}))
-    return model
-
-
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory, product_texts, spiece_proto):
     """name -> (directory, torch model, inputs, atol): the same three models in every format."""
     root = tmp_path_factory.mktemp("formats")
     gpt2 = write_hf_gpt2(root / "gpt2", product_texts, seed=1)
     t5 = write_hf_t5(root / "t5", spiece_proto, seed=2)
-    bert = distilbert(root / "distilbert")
+    bert = write_hf_distilbert(root / "distilbert", [r["text"] for r in reviews(200, seed=3)])
     qwen = write_hf_qwen2(root / "qwen2", product_texts)  # a family loaded through keras-hub's own converter
     ids = np.random.RandomState(0).randint(1, 150, size=(2, 12))  # inside every vocabulary here
     gpt2_inputs = {"token_ids": ids, "padding_mask": np.ones_like(ids)}

@@ -3,7 +3,7 @@
 from kerastune.bench.flops import real_tokens, training_flops
 from kerastune.bench.workloads import MODELS, workloads
 
-# Ratios kerastune / transformers + PyTorch on this CPU, TensorFlow backend (issue 8), and MFU.
+# Ratios kerastune / transformers + PyTorch on this CPU, TensorFlow backend, and MFU.
 TARGETS = {"training": 1.3, "generation": 2.0, "pipeline": 5.0, "mfu": 0.60}
 
 

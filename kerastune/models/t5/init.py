@@ -5,7 +5,7 @@ Why this exists: keras-hub's `T5Backbone` builds its token embedding with
 *mean*. Every token starts as nearly the same all-ones vector (mean 1.0,
 std 0.044), and the untied head gets the same numbers reshaped. A model
 trained from there sits on the "predict the label prior" plateau for many
-epochs (DESIGN.md's probe: one class for everything, 0.26 accuracy), where
+epochs (in an early probe: one class for everything, 0.26 accuracy), where
 the same model initialised like transformers (N(0, 1) embeddings) learns
 in two or three.
 
