@@ -31,16 +31,17 @@ def load_splits(dataset: str, dataset_config: str = "", split: str = "", revisio
     `kerastune.hub.datasets` for what the hub path adds to `datasets`.
     """
     datasets.disable_progress_bars()
-    if REMOTE.match(dataset):
+    source = dataset_source(dataset)
+    if source == "remote":
         dataset = str(copy_to_local(dataset))
     path = Path(dataset).expanduser()
     if path.is_file():
         return _load_files({"train": [str(path)]}, _file_type(path))
     if path.is_dir():
         return _load_folder(path)
-    if path.suffix in FILE_TYPES or dataset.startswith((".", "/", "~")):
+    if source == "missing path":
         raise KerastuneError(f"dataset path does not exist: {dataset}")
-    if not is_hub_id(dataset):
+    if source != "hub":
         raise KerastuneError(f"dataset not found: '{dataset}' is not a local file or folder, nor a hub id (org/name)")
     loaded = load_hub_dataset(dataset, dataset_config, split, revision)
     if not isinstance(loaded, datasets.DatasetDict):
@@ -49,6 +50,19 @@ def load_splits(dataset: str, dataset_config: str = "", split: str = "", revisio
 
 
 REMOTE = re.compile(r"^(gs|s3|ram)://")
+
+
+def dataset_source(dataset: str) -> str:
+    """Where `load_splits` takes `dataset` from: "remote" (a bucket), "local", "missing path" (looks like a
+    path but is not there), "hub", or "" (nowhere)."""
+    if REMOTE.match(dataset):
+        return "remote"
+    path = Path(dataset).expanduser()
+    if path.is_file() or path.is_dir():
+        return "local"
+    if path.suffix in FILE_TYPES or dataset.startswith((".", "/", "~")):
+        return "missing path"
+    return "hub" if is_hub_id(dataset) else ""
 CACHE = Path("~/.cache/kerastune/datasets").expanduser()
 
 

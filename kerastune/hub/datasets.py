@@ -56,7 +56,8 @@ def plan_dataset(repo_id: str, config: str = "", revision: str = "") -> DatasetF
     from huggingface_hub import HfApi
 
     repo_id, revision = namespaced("datasets", repo_id), revision or "main"
-    _refuse_script_only(repo_id)
+    if repo_id in SCRIPT_ONLY:  # known, so refused offline too
+        raise _script_only(repo_id)
     with hub_errors_as_lines("dataset", repo_id, revision):
         info = HfApi().dataset_info(repo_id, revision=revision, files_metadata=True)
     sizes = {s.rfilename: s.size or 0 for s in info.siblings}
@@ -149,11 +150,6 @@ def _offline_mode(*modules):
     finally:
         for m, value in zip(modules, saved):
             m.HF_HUB_OFFLINE = value
-
-
-def _refuse_script_only(repo_id: str):
-    if repo_id in SCRIPT_ONLY:
-        raise _script_only(repo_id)
 
 
 def _script_only(repo_id: str) -> KerastuneError:

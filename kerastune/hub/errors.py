@@ -43,10 +43,15 @@ def explain(error: BaseException, kind: str, repo_id: str, revision: str | None)
     if isinstance(error, hub_errors.RemoteEntryNotFoundError):
         return KerastuneError(f"the {kind} '{repo_id}'{at} lacks a file kerastune needs: {_first_line(error)}")
     if is_network_error(error):
-        return Offline(f"no network, and the {kind} '{repo_id}'{at} is not in the local cache "
-                       "(connect once to download it; HF_HOME sets where the cache is)")
+        return not_cached(kind, repo_id, revision)
     return KerastuneError(f"could not fetch the {kind} '{repo_id}'{at} from the Hugging Face Hub: "
                           f"{type(error).__name__}: {_first_line(error)}")
+
+
+def not_cached(kind: str, repo_id: str, revision: str | None) -> Offline:
+    at = f" at revision '{revision}'" if revision else ""
+    return Offline(f"no network, and the {kind} '{repo_id}'{at} is not in the local cache "
+                   "(connect once to download it; HF_HOME sets where the cache is)")
 
 
 @contextlib.contextmanager

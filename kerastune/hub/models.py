@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from kerastune.errors import KerastuneError
-from kerastune.hub.errors import Offline, hub_errors_as_lines
+from kerastune.hub.errors import Offline, hub_errors_as_lines, not_cached
 from kerastune.hub.ids import namespaced
 
 SIDE_FILES = (".json", ".txt", ".model", ".tiktoken")  # config, tokenizer, vocabulary files (top level only)
@@ -103,8 +103,7 @@ def _from_cache(repo_id: str, revision: str) -> Path:
 
     config = try_to_load_from_cache(repo_id, "config.json", revision=revision)
     if not isinstance(config, str):
-        raise Offline(f"no network, and the model '{repo_id}' at revision '{revision}' is not in the local cache "
-                      "(connect once to download it; HF_HOME sets where the cache is)")
+        raise not_cached("model", repo_id, revision)
     path = Path(config).parent
     print(f"no network: using the cached copy of {repo_id}@{revision} ({path})")
     return path

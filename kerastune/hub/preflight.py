@@ -13,11 +13,9 @@ names are not hub repositories and are shown as they are.
 """
 
 import dataclasses
-from pathlib import Path
 
 from kerastune.hub.datasets import plan_dataset
 from kerastune.hub.errors import Offline
-from kerastune.hub.ids import is_hub_id
 from kerastune.hub.models import plan_model
 
 
@@ -34,22 +32,19 @@ def sources(config) -> list[tuple[str, str, str]]:
     return found
 
 
-def _local_kind(kind: str, value: str) -> str | None:
-    """Why a value is not a hub repository, or None when it is one."""
-    if value.startswith("tiny-") and kind == "model":
-        return "tiny random model, built offline"
-    if Path(value).expanduser().exists():
-        return "local path"
-    if value.startswith(("gs://", "s3://", "ram://", "kaggle://")):
-        return "remote path"
-    if kind == "model" and "/" not in value and not value.startswith("hf://"):
-        from kerastune.models.load import _keras_hub_presets
+NOT_HUB = {"tiny": "tiny random model, built offline", "local": "local path", "remote": "bucket, copied at run time",
+           "keras-hub preset": "keras-hub preset", "missing path": "path not found", "": "not a path, preset or hub id"}
 
-        if value in _keras_hub_presets():
-            return "keras-hub preset"
-    if not is_hub_id(value.removeprefix("hf://")):
-        return "not a hub id (org/name)"
-    return None
+
+def _source(kind: str, value: str) -> str:
+    """What the loader would do with the value (`model_source` / `dataset_source`)."""
+    if kind == "model":
+        from kerastune.models.load import model_source
+
+        return model_source(value)
+    from kerastune.data.load import dataset_source
+
+    return dataset_source(value)
 
 
 def describe_sources(config) -> list[str]:
@@ -58,9 +53,9 @@ def describe_sources(config) -> list[str]:
     values = dataclasses.asdict(config)
     lines = []
     for key, kind, value in sources(config):
-        local = _local_kind(kind, value)
-        if local:
-            lines.append(f"{key}: {value} ({local})")
+        source = _source(kind, value)
+        if source != "hub":
+            lines.append(f"{key}: {value} ({NOT_HUB[source]})")
         elif kind == "model":
             plan = plan_model(value.removeprefix("hf://"), values.get(f"{key}_revision", ""))
             lines.append(f"{key}: " + plan.describe())

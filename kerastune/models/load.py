@@ -67,20 +67,31 @@ def load_model(id_or_path: str, texts=None, vocab_size=4000, revision: str = "",
     return model
 
 
-def _load(name: str, texts, vocab_size, revision, **kwargs):
+def model_source(name: str) -> str:
+    """Where `load_model` takes `name` from: "tiny", "local", "keras-hub preset", "hub", or "" (nowhere)."""
     if name.startswith("tiny-"):
+        return "tiny"
+    if Path(name).expanduser().is_dir():
+        return "local"
+    if name.startswith("hf://"):
+        return "hub"
+    if name.startswith("kaggle://") or ("/" not in name and name in _keras_hub_presets()):
+        return "keras-hub preset"
+    return "hub" if is_hub_id(name) else ""
+
+
+def _load(name: str, texts, vocab_size, revision, **kwargs):
+    source = model_source(name)
+    if source == "tiny":
         if name not in TINY_MODELS:
             raise KerastuneError(f"unknown tiny model '{name}'; available: {', '.join(TINY_MODELS)}")
         return _call(TINY_MODELS[name], texts=texts, vocab_size=vocab_size, **kwargs)
-    path = Path(name).expanduser()
-    if path.is_dir():
-        return _load_directory(path, **kwargs)
-    if name.startswith("hf://"):
-        return _load_directory(download_model(name[len("hf://") :], revision), **kwargs)
-    if name.startswith("kaggle://") or ("/" not in name and name in _keras_hub_presets()):
+    if source == "local":
+        return _load_directory(Path(name).expanduser(), **kwargs)
+    if source == "keras-hub preset":
         return _load_keras_preset(name)
-    if is_hub_id(name):
-        return _load_directory(download_model(name, revision), **kwargs)
+    if source == "hub":
+        return _load_directory(download_model(name.removeprefix("hf://"), revision), **kwargs)
     raise KerastuneError(
         f"model not found: '{name}' is not a local directory, a tiny-* model, "
         "a keras-hub preset, or a Hugging Face hub id (org/name)"

@@ -29,7 +29,8 @@ FORMATS = (
 )
 UNREADABLE = ("tf_model.h5", "flax_model.msgpack", "model.ckpt.index", "rust_model.ot", "model.onnx")
 
-__all__ = ["FORMATS", "UnsafeCheckpointError", "read_weights", "weight_files", "weight_names"]
+__all__ = ["FORMATS", "UNREADABLE", "UnsafeCheckpointError", "Weights", "choose_weight_files", "read_weights",
+           "weight_files", "weight_names"]
 
 
 def choose_weight_files(names) -> list[str]:
@@ -75,13 +76,13 @@ class Weights(Mapping):
     """name -> array, converted to float32 (when floating) on access, so a bfloat16 checkpoint is never
     held as a whole float32 copy: converters copy one tensor at a time into Keras variables."""
 
-    def __init__(self, tensors: dict, float32=True):
-        self.tensors, self.float32 = tensors, float32
+    def __init__(self, tensors: dict):
+        self.tensors = tensors
 
     def __getitem__(self, name):
         array = self.tensors[name]
         floating = np.issubdtype(array.dtype, np.floating) or array.dtype.name == "bfloat16"
-        if self.float32 and floating and array.dtype != np.float32:
+        if floating and array.dtype != np.float32:
             return array.astype(np.float32)
         return array
 
@@ -92,12 +93,12 @@ class Weights(Mapping):
         return len(self.tensors)
 
 
-def read_weights(path, float32=True) -> Weights:
-    """name -> array for a checkpoint directory; floating arrays as float32 unless `float32=False`."""
+def read_weights(path) -> Weights:
+    """name -> array for a checkpoint directory, floating arrays as float32."""
     tensors = {}
     for file in weight_files(path):
         tensors.update(_read_file(file))
-    return Weights(tensors, float32)
+    return Weights(tensors)
 
 
 def weight_names(path) -> set[str]:
