@@ -5,97 +5,56 @@ status 2; `--debug` shows the traceback instead.
 """
 
 import argparse
-import importlib.util
+import os
 import sys
 import time
 import warnings
 from pathlib import Path
 
-from kerastune.config import SAMPLERS
 from kerastune.errors import KerastuneError
+from kerastune.generation import SAMPLERS
+from kerastune.recipes import builtin_recipes
 
-RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
-RECIPES = ("instruction_tuning", "seq2seq_qa", "lora_ppo_detox", "mlm_domain_adaptation", "causal_lm")
-DEMO_DIR = RECIPES_DIR / "demo"
-TPU_DEFAULTS = {"precision": "mixed_bfloat16", "static_shapes": True}  # under distribution=tpu, unless set
-
-
-def load_recipe(name: str):
-    """Import `recipes/NAME.py` (a recipe is a script, not a package module)."""
-    path = RECIPES_DIR / f"{name}.py"
-    if name not in RECIPES or not path.is_file():
-        raise KerastuneError(f"unknown recipe '{name}'; available: {', '.join(RECIPES)}")
-    spec = importlib.util.spec_from_file_location(f"kerastune_recipes.{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def resolve_config(recipe_or_toml: str, config_file=None, overrides=()):
-    """(recipe module, config) from a recipe name or a TOML file naming its recipe."""
-    from kerastune.config import build_config, read_toml
-
-    values = {}
-    if recipe_or_toml.endswith(".toml"):
-        values = read_toml(recipe_or_toml)
-        name = values.get("recipe")
-        if not name:
-            raise KerastuneError(f"{recipe_or_toml} does not say which recipe it configures (recipe = \"...\")")
-    else:
-        name = recipe_or_toml
-    recipe = load_recipe(name)
-    if config_file:
-        values.update(read_toml(config_file))
-    values.setdefault("recipe", name)
-    if values["recipe"] != name:
-        raise KerastuneError(f"config is for recipe '{values['recipe']}', not '{name}'")
-    config = build_config(recipe.Config, values, overrides)
-    given = set(values) | {o.split("=", 1)[0].strip() for o in overrides}
-    # The seed's settings fine-tune a pretrained model; a tiny random one learns from scratch and
-    # needs its own. A TPU wants bfloat16 and fixed shapes. Values the user gave still win.
-    defaults = dict(getattr(recipe, "TINY_MODEL_DEFAULTS", {})) if config.model.startswith("tiny-") else {}
-    if config.distribution == "tpu":
-        defaults.update(TPU_DEFAULTS)
-    applied = {k: v for k, v in defaults.items() if k not in given}
-    if applied:
-        what = "tiny model: from-scratch defaults" if config.model.startswith("tiny-") else "distribution=tpu: defaults"
-        print(f"{what} " + " ".join(f"{k}={v}" for k, v in applied.items()))
-        config = build_config(recipe.Config, {**applied, **values}, overrides)
-    return recipe, config
-
-
-def run_recipe(recipe, config) -> dict:
-    """`recipe.main(config)` on the devices `config.distribution` names (runtime.distribution_scope)."""
-    from kerastune.runtime import describe_distribution, distribution_scope
-
-    with distribution_scope(config.distribution, config.model_parallel_size, config.multi_host):
-        print(describe_distribution(config.distribution, config.batch_size))
-        return recipe.main(config)
+# Imports of TensorFlow, Keras and the recipes happen inside the commands, so `--help` and argument
+# errors answer at once.
+DEMO_DIR = Path(__file__).resolve().parents[1] / "recipes" / "demo"
+RECIPES = builtin_recipes()
 
 
 def cmd_run(args):
     from kerastune.config import to_toml
-    from kerastune.hub.preflight import describe_sources, preflight
+    from kerastune.recipes import resolve, run
 
-    recipe, config = resolve_config(args.recipe, args.config, args.set or [])
+    resolved = resolve(args.recipe, args.config or (), args.set or ())
+    if args.print_config:
+        print(to_toml(resolved.config), end="")
+        return
+    print(resolved.describe())
     if args.dry_run:  # the resolved settings, and what the hub has for each model and dataset; no download
-        print(to_toml(config), end="")
-        for line in describe_sources(config):
+        from kerastune.hub.preflight import describe_sources
+
+        print(to_toml(resolved.config), end="")
+        for line in describe_sources(resolved.config):
             print(line)
         return
-    preflight(config)
-    run_recipe(recipe, config)
+    from kerastune.hub.preflight import preflight
+
+    preflight(resolved.config)
+    run(resolved.recipe, resolved.config)
 
 
 def cmd_demo(args):
     """Every recipe's tiny offline configuration, one after the other."""
+    from kerastune.recipes import resolve, run
+
     started = time.time()
     results = {}
     for name in args.recipes or RECIPES:
         print(f"\n=== demo: {name} (tiny model, offline) ===")
         overrides = [f"output_dir={Path(args.output_dir) / name}"] + (args.set or [])
-        recipe, config = resolve_config(str(DEMO_DIR / f"{name}.toml"), None, overrides)
-        results[name] = run_recipe(recipe, config)
+        resolved = resolve(str(DEMO_DIR / f"{name}.toml"), (), overrides)
+        print(resolved.describe())
+        results[name] = run(resolved.recipe, resolved.config)
     print(f"\n=== demo finished in {time.time() - started:.0f} s (tiny models: they show learning, not quality) ===")
     for name, metrics in results.items():
         shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
@@ -157,17 +116,25 @@ def cmd_bench(args):
               reuse=args.reuse)
 
 
+def add_run_arguments(parser):
+    parser.add_argument("--config", action="append", metavar="FILE",
+                        help="TOML file with settings, layered on the recipe's own (repeatable)")
+    parser.add_argument("--set", nargs="+", metavar="KEY=VALUE", action="extend",
+                        help="override settings: train.epochs=3 (or the flat name, epochs=3)")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config as TOML, then stop")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the resolved config and what would be downloaded (hub metadata only), then stop")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="kerastune", description="Fine-tuning recipes for Keras 3.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a recipe")
-    run.add_argument("recipe", help=f"one of {', '.join(RECIPES)}, or a TOML file with recipe = ...")
-    run.add_argument("--config", help="TOML file with settings")
-    run.add_argument("--set", nargs="+", metavar="KEY=VALUE", action="extend", help="override settings")
-    run.add_argument("--dry-run", action="store_true",
-                     help="print the resolved config and what would be downloaded (hub metadata only), then stop")
+    add_run_arguments(run)
+    run.add_argument("recipe", help=f"a recipe name ({', '.join(RECIPES)}), a recipe script (.py), "
+                                    "or a TOML file with recipe = ...")
     run.set_defaults(func=cmd_run)
 
     gen = sub.add_parser("generate", help="generate text with a model or a run directory's model")
@@ -214,10 +181,38 @@ def build_parser():
     return parser
 
 
+def quiet_logs(debug: bool):
+    """TensorFlow's C++ log lines only with --debug.
+
+    TensorFlow's native libraries log as they load (oneDNN, CUDA probing, CPU
+    features), before any log level applies, so Keras and keras-hub (which
+    load them) are imported here with the process's stderr pointed at
+    /dev/null; an import error still shows, after stderr is back.
+    """
+    if debug:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    warnings.filterwarnings("ignore")
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import keras  # noqa: F401
+        import keras_hub  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    if not args.debug:
-        warnings.filterwarnings("ignore")
+    return execute(build_parser().parse_args(argv))
+
+
+def execute(args) -> int:
+    """Run a parsed command: bad input is one `error: ...` line and status 2 (a traceback with --debug)."""
+    quiet_logs(args.debug)
     try:
         args.func(args)
     except KerastuneError as e:
@@ -229,6 +224,21 @@ def main(argv=None):
         print("interrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)
         return 130
     return 0
+
+
+def run_script(module_name: str):
+    """A recipe script's `__main__`: `python my_recipe.py [--config FILE] [--set key=value ...]`."""
+    from kerastune.recipes import register
+
+    module = sys.modules[module_name]
+    register(module)
+    parser = argparse.ArgumentParser(prog=Path(module.__file__).name,
+                                     description=(module.__doc__ or "").split("\n")[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_run_arguments(parser)
+    args = parser.parse_args()
+    args.recipe, args.func = module.__file__, cmd_run
+    sys.exit(execute(args))
 
 
 if __name__ == "__main__":

@@ -1,75 +1,267 @@
-"""Recipe configs: a dataclass per recipe, a TOML file, `--set key=value` overrides.
+"""Recipe configs: nested TOML tables parsed into small dataclasses.
 
-The dataclass says which keys exist, their types and defaults (the seed
-notebook's settings). A TOML file and command-line overrides are applied on
-top, in that order. An unknown key is an error that names the key and lists
-the valid ones, so a typo never silently falls back to a default.
+A recipe's config is a dataclass of sections (`[model]`, `[data]`,
+`[train]`, `[eval]`, `[generation]`, `[distribution]`, and for PPO `[lora]`,
+`[ppo]`, `[reward]`), each a dataclass that library code takes whole. The
+dataclasses say which keys exist and their types; the values come only from
+TOML files (the recipe's own first) and `--set` overrides, so there is one
+place where a default lives. A key the recipe does not have is an error that
+names it, and so is a key the recipe's TOML forgot.
+
+Keys are written nested (`[train]` then `batch_size = 8`, or `--set
+train.batch_size=8`); the flat names of earlier versions (`batch_size`,
+`model`, `ppo_steps`, ...) are accepted as aliases, see `FLAT_ALIASES`.
 """
 
 import dataclasses
+import difflib
 import tomllib
 import typing
 from pathlib import Path
 
 from kerastune.errors import KerastuneError
-from kerastune.runtime import DISTRIBUTIONS
+
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+DISTRIBUTIONS = ("none", "data_parallel", "model_parallel", "tpu")  # see runtime.distribution_scope
+
+
+def _at_least(section, key: str, minimum: int):
+    if getattr(section, key) < minimum:
+        raise KerastuneError(f"config key '{section.SECTION}.{key}' must be >= {minimum}, got {getattr(section, key)}")
+
+
+# ---- sections shared by the recipes; a recipe subclasses one to add its own keys ----
+
+@dataclasses.dataclass
+class ModelConfig:
+    SECTION: typing.ClassVar[str] = "model"
+    name: str  # hub id, local directory, keras-hub preset or tiny-* model
+    revision: str  # branch, tag, commit or refs/pr/N of the hub repository ("" = main)
+    precision: str  # auto | float32 | mixed_float16 | mixed_bfloat16
+    tiny_vocab_size: int  # tiny-* models only: vocabulary trained on the recipe's texts
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise KerastuneError(f"precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'")
 
 
 @dataclasses.dataclass
-class BaseConfig:
-    """Keys every recipe shares; a recipe adds its own and changes the defaults to its notebook's."""
-
-    recipe: str = ""
-    model: str = ""
-    dataset: str = ""
-    dataset_config: str = ""
-    model_revision: str = ""  # a branch, tag, commit or refs/pr/N of the model's hub repository ("" = main)
-    dataset_revision: str = ""  # the same for the dataset's
-    output_dir: str = "runs/run"
-    seed: int = 42
-    batch_size: int = 32
-    eval_batch_size: int = 32
-    epochs: int = 1
-    learning_rate: float = 1e-5
-    weight_decay: float = 0.0
-    warmup_steps: int = 0
-    precision: str = "float32"
-    distribution: str = "none"  # none | data_parallel | model_parallel | tpu (runtime.distribution_scope)
-    model_parallel_size: int = 2  # devices on the mesh's `model` axis under model_parallel
-    multi_host: bool = False  # start the multi-process runtime (JAX) first; TF reads TF_CONFIG
-    static_shapes: bool = False  # pad to bucket edges and drop ragged batches (fixed shapes for XLA / TPU)
-    max_train_samples: int = 0
-    max_eval_samples: int = 0
-    keep_checkpoints: int = 3
-    resume: bool = True
-    # Generation settings used by evaluation and `kerastune generate`.
-    num_beams: int = 1
-    max_new_tokens: int = 16
-    sampler: str = "greedy"
+class DataConfig:
+    SECTION: typing.ClassVar[str] = "data"
+    dataset: str  # hub id, local file or folder, or bucket URL
+    config: str  # the hub dataset's configuration ("" = its default)
+    revision: str
+    static_shapes: bool  # pad to bucket edges and drop ragged batches (fixed shapes for XLA / TPU)
 
 
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-SAMPLERS = ("greedy", "sample", "top_k", "top_p", "beam", "eps_greedy")  # see generation/samplers.py
+@dataclasses.dataclass
+class TrainConfig:
+    SECTION: typing.ClassVar[str] = "train"
+    MIN_EPOCHS: typing.ClassVar[int] = 1
+    batch_size: int
+    epochs: int
+    learning_rate: float
+    weight_decay: float
+    warmup_steps: int
+    resume: bool  # continue from output_dir's last checkpoint
+    keep_checkpoints: int
+
+    def __post_init__(self):
+        _at_least(self, "batch_size", 1)
+        _at_least(self, "epochs", self.MIN_EPOCHS)
 
 
-def _field_types(cls) -> dict:
+@dataclasses.dataclass
+class EvalConfig:
+    SECTION: typing.ClassVar[str] = "eval"
+    batch_size: int
+
+    def __post_init__(self):
+        _at_least(self, "batch_size", 1)
+
+
+@dataclasses.dataclass
+class GenerationConfig:
+    SECTION: typing.ClassVar[str] = "generation"
+    num_beams: int  # 1 = greedy
+    max_new_tokens: int
+
+    def __post_init__(self):
+        _at_least(self, "num_beams", 1)
+        _at_least(self, "max_new_tokens", 1)
+
+
+@dataclasses.dataclass
+class DistributionConfig:
+    SECTION: typing.ClassVar[str] = "distribution"
+    strategy: str  # none | data_parallel | model_parallel | tpu
+    model_parallel_size: int  # devices on the mesh's `model` axis under model_parallel
+    multi_host: bool  # start the multi-process runtime (JAX) first; TF reads TF_CONFIG
+
+    def __post_init__(self):
+        if self.strategy not in DISTRIBUTIONS:
+            raise KerastuneError(f"distribution must be one of {', '.join(DISTRIBUTIONS)}, got '{self.strategy}'")
+
+
+@dataclasses.dataclass
+class LoraConfig:
+    SECTION: typing.ClassVar[str] = "lora"
+    rank: int
+    alpha: float
+    targets: list[str]  # layer names that get adapters (models/lora.py)
+    adapter: str  # start from a PEFT adapter directory or a kerastune adapters file ("" = fresh adapters)
+
+    def __post_init__(self):
+        _at_least(self, "rank", 1)
+
+
+@dataclasses.dataclass
+class PPOConfig:
+    """trl 0.11's PPOConfig keys that the seed's detox run sets, under trl's meanings."""
+
+    SECTION: typing.ClassVar[str] = "ppo"
+    steps: int
+    learning_rate: float
+    batch_size: int  # rollouts per step (global)
+    mini_batch_size: int
+    epochs: int  # passes over each batch
+    init_kl_coef: float
+    adaptive_kl: bool
+    kl_target: float
+    kl_horizon: int
+    gamma: float
+    lam: float
+    cliprange: float
+    cliprange_value: float
+    vf_coef: float
+    value_dropout: float
+    output_min_length: int  # max_new_tokens per rollout, drawn from [min, max)
+    output_max_length: int
+    min_length: int  # transformers' min_length: counts the decoder start token
+
+    def __post_init__(self):
+        for key in ("batch_size", "mini_batch_size", "epochs"):
+            _at_least(self, key, 1)
+        if self.batch_size % self.mini_batch_size:
+            raise KerastuneError(f"ppo.batch_size {self.batch_size} is not a multiple of ppo.mini_batch_size "
+                                 f"{self.mini_batch_size}")
+        if not 0 < self.output_min_length < self.output_max_length:
+            raise KerastuneError(f"output lengths need 0 < min < max, got {self.output_min_length}.."
+                                 f"{self.output_max_length}")
+
+
+@dataclasses.dataclass
+class RewardConfig:
+    SECTION: typing.ClassVar[str] = "reward"
+    model: str  # a text classifier: hub id, local directory, or tiny-* (trained here on `dataset`)
+    revision: str
+    dataset: str  # text,label CSV; needed only to train a tiny-* reward model
+    epochs: int
+    learning_rate: float
+    toxic_label: str
+    reward_label: str  # reward = this label's logit
+    batch_size: int
+
+    def __post_init__(self):
+        _at_least(self, "batch_size", 1)
+
+
+@dataclasses.dataclass
+class RecipeConfig:
+    """The keys every recipe has at the top level; a recipe adds its sections as fields."""
+
+    recipe: str
+    output_dir: str
+    seed: int
+
+
+# Flat key names of earlier versions -> nested keys. Besides these, a flat key that is a key of exactly
+# one section (`warmup_steps`), or SECTION_KEY (`ppo_steps`, `lora_rank`, `eval_batch_size`), finds its key.
+FLAT_ALIASES = {
+    "model": "model.name", "dataset": "data.dataset", "dataset_config": "data.config",
+    "dataset_split": "data.split", "dataset_revision": "data.revision", "distribution": "distribution.strategy",
+    "batch_size": "train.batch_size", "epochs": "train.epochs", "learning_rate": "train.learning_rate",
+    "sft_batch_size": "train.batch_size", "sft_epochs": "train.epochs", "sft_learning_rate": "train.learning_rate",
+    "reward_model_revision": "reward.revision", "num_beams": "generation.num_beams",
+    "max_new_tokens": "generation.max_new_tokens",
+}
+
+
+def sections(cls) -> dict:
+    """Section name -> section dataclass, for a recipe's config class."""
     hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if dataclasses.is_dataclass(hints[f.name])}
+
+
+def key_types(cls) -> dict:
+    """Every key of a recipe's config, dotted (`train.batch_size`), -> its type."""
+    hints = typing.get_type_hints(cls)
+    types = {}
+    for f in dataclasses.fields(cls):
+        kind = hints[f.name]
+        if dataclasses.is_dataclass(kind):
+            types.update({f"{f.name}.{k}": v for k, v in key_types(kind).items()})
+        else:
+            types[f.name] = kind
+    return types
+
+
+def dotted_key(cls, key: str, origin: str) -> str:
+    """The nested key a config-file or `--set` key names, or an error that names it."""
+    types = key_types(cls)
+    if key in types:
+        return key
+    candidates = [FLAT_ALIASES.get(key, "")]
+    section, _, rest = key.partition("_")
+    candidates.append(f"{section}.{rest}")
+    owners = [k for k in types if k.split(".")[-1] == key]
+    candidates.extend(owners if len(owners) == 1 else [])
+    for candidate in candidates:
+        if candidate in types:
+            return candidate
+    names = list(types) + [alias for alias, target in FLAT_ALIASES.items() if target in types]
+    close = difflib.get_close_matches(key, names, n=3)
+    hint = f"; did you mean {' or '.join(close)}?" if close else f"; valid keys: {', '.join(types)}"
+    absent = f": this recipe has no {FLAT_ALIASES[key]}" if key in FLAT_ALIASES else ""
+    raise KerastuneError(f"unknown config key '{key}' (from {origin}){absent}{hint}")
+
+
+def flatten(cls, values: dict, origin: str) -> dict:
+    """A TOML document (nested tables, flat aliases or both) as {dotted key: value}."""
+    flat = {}
+    section_names = sections(cls)
+    for key, value in values.items():
+        if isinstance(value, dict) and key in section_names:
+            for inner, inner_value in value.items():
+                flat[dotted_key(cls, f"{key}.{inner}", origin)] = inner_value
+        elif isinstance(value, dict):
+            raise KerastuneError(f"unknown config table [{key}] (from {origin}); tables: {', '.join(section_names)}")
+        else:
+            flat[dotted_key(cls, key, origin)] = value
+    return flat
+
+
+def parse_override(cls, text: str) -> tuple[str, object]:
+    """`key=value` from `--set`: the value as a TOML literal (numbers, booleans, arrays) or else a string."""
+    if "=" not in text:
+        raise KerastuneError(f"--set expects key=value, got '{text}'")
+    key, raw = text.split("=", 1)
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return dotted_key(cls, key.strip(), "--set"), value
 
 
 def _coerce(key: str, value, kind):
-    """Convert a TOML or command-line value to the field's declared type."""
-    origin = typing.get_origin(kind)
+    """A TOML or command-line value as the key's declared type."""
     try:
         if kind is bool:
-            if isinstance(value, str):
-                lowered = value.strip().lower()
-                if lowered in ("true", "1", "yes"):
-                    return True
-                if lowered in ("false", "0", "no"):
-                    return False
-                raise ValueError(value)
-            return bool(value)
+            if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "false", "0", "no"):
+                return value.strip().lower() in ("true", "1", "yes")
+            if isinstance(value, int):  # bool is an int
+                return bool(value)
+            raise ValueError(value)
         if kind is int:
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError(value)
@@ -78,28 +270,34 @@ def _coerce(key: str, value, kind):
             return float(value)
         if kind is str:
             return str(value)
-        if origin is list:
+        if typing.get_origin(kind) is list:
             if isinstance(value, str):
                 value = [v.strip() for v in value.split(",") if v.strip()]
             (item,) = typing.get_args(kind)
             return [item(v) for v in value]
     except (TypeError, ValueError):
-        raise KerastuneError(
-            f"config key '{key}' expects {getattr(kind, '__name__', kind)}, got {value!r}"
-        ) from None
+        raise KerastuneError(f"config key '{key}' expects {getattr(kind, '__name__', kind)}, got {value!r}") from None
     return value
 
 
-def _parse_override(text: str) -> tuple[str, object]:
-    if "=" not in text:
-        raise KerastuneError(f"--set expects key=value, got '{text}'")
-    key, raw = text.split("=", 1)
-    key = key.strip()
-    try:  # TOML literal: numbers, booleans, quoted strings, arrays.
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw
-    return key, value
+def build(cls, values: dict):
+    """A recipe config from {dotted key: value}; every key of `cls` must have a value."""
+    types = key_types(cls)
+    missing = [k for k in types if k not in values]
+    if missing:
+        raise KerastuneError(f"config is missing key(s) {', '.join(missing)} (a recipe's TOML sets every key)")
+    typed = {k: _coerce(k, values[k], kind) for k, kind in types.items()}
+    return _instantiate(cls, typed, "")
+
+
+def _instantiate(cls, typed: dict, prefix: str):
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        kind = hints[f.name]
+        nested = dataclasses.is_dataclass(kind)
+        kwargs[f.name] = _instantiate(kind, typed, f"{prefix}{f.name}.") if nested else typed[prefix + f.name]
+    return cls(**kwargs)
 
 
 def read_toml(path) -> dict:
@@ -111,48 +309,21 @@ def read_toml(path) -> dict:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise KerastuneError(f"config file {path} is not valid TOML: {e}") from None
-
-
-def build_config(cls, file_values: dict | None = None, overrides=()):
-    """Defaults of `cls`, then values from a TOML file, then `key=value` overrides."""
-    types = _field_types(cls)
-    values = {}
-    sources = [(k, v, "config file") for k, v in (file_values or {}).items()]
-    sources += [(*_parse_override(o), "--set") for o in overrides]
-    for key, value, origin in sources:
-        if key not in types:
-            valid = ", ".join(sorted(types))
-            raise KerastuneError(
-                f"unknown config key '{key}' (from {origin}); valid keys: {valid}"
-            )
-        values[key] = _coerce(key, value, types[key])
-    config = cls(**values)
-    validate(config)
-    return config
-
-
-def validate(config):
-    if config.precision not in PRECISIONS:
-        raise KerastuneError(
-            f"precision must be one of {', '.join(PRECISIONS)}, got '{config.precision}'"
-        )
-    if config.distribution not in DISTRIBUTIONS:
-        raise KerastuneError(
-            f"distribution must be one of {', '.join(DISTRIBUTIONS)}, got '{config.distribution}'"
-        )
-    for key in ("batch_size", "eval_batch_size", "epochs"):
-        if getattr(config, key) < 1:
-            raise KerastuneError(f"config key '{key}' must be >= 1, got {getattr(config, key)}")
-    if config.num_beams < 1:
-        raise KerastuneError(f"num_beams must be >= 1, got {config.num_beams}")
+    except (OSError, UnicodeDecodeError) as e:
+        raise KerastuneError(f"config file {path} cannot be read: {e}") from None
 
 
 def to_toml(config) -> str:
-    """Serialise a config back to TOML (the run directory's `config.toml`)."""
-    lines = []
-    for key, value in dataclasses.asdict(config).items():
-        lines.append(f"{key} = {_toml_value(value)}")
-    return "\n".join(lines) + "\n"
+    """A config as TOML: top-level keys, then one table per section (the run directory's config.toml)."""
+    top, tables = [], []
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            tables.append(f"\n[{f.name}]")
+            tables += [f"{k} = {_toml_value(v)}" for k, v in dataclasses.asdict(value).items()]
+        else:
+            top.append(f"{f.name} = {_toml_value(value)}")
+    return "\n".join(top + tables) + "\n"
 
 
 def _toml_value(value) -> str:

@@ -8,6 +8,7 @@ import random
 import keras
 import numpy as np
 
+from kerastune.config import DISTRIBUTIONS
 from kerastune.errors import KerastuneError
 
 
@@ -53,9 +54,6 @@ def set_precision(precision: str) -> str:
 
 
 # ---- distribution -------------------------------------------------------------------------------------------
-
-DISTRIBUTIONS = ("none", "data_parallel", "model_parallel", "tpu")
-
 
 @contextlib.contextmanager
 def distribution_scope(name: str = "none", model_parallel_size: int = 2, multi_host: bool = False):

@@ -14,6 +14,8 @@ teaches the model to stop), generation is compiled, and eval loss and
 perplexity are measured before training too.
 
 Run: kerastune run causal_lm [--config FILE] [--set key=value ...]
+     python recipes/causal_lm.py [--config FILE] [--set key=value ...]
+Settings: causal_lm.toml beside this file.
 """
 
 import dataclasses
@@ -21,7 +23,15 @@ import json
 import math
 import time
 
-from kerastune.config import BaseConfig
+from kerastune.config import (
+    DataConfig,
+    DistributionConfig,
+    EvalConfig,
+    GenerationConfig,
+    ModelConfig,
+    RecipeConfig,
+    TrainConfig,
+)
 from kerastune.data import limit_rows, load_splits, require_columns, require_rows
 from kerastune.data.causal_lm import causal_lm_dataset, drop_empty, make_examples, tokenize_texts
 from kerastune.errors import KerastuneError
@@ -30,57 +40,57 @@ from kerastune.generation.trace import trace
 from kerastune.metrics.perplexity import masked_cross_entropy
 from kerastune.models import load_recipe_model
 from kerastune.runtime import set_precision, set_seed
-from kerastune.training import BestMetric, create_optimizer, fit, without_preprocessor
+from kerastune.training import BestMetric, count_batches, create_optimizer, fit, without_preprocessor
 from kerastune.training.run_dir import start_run, write_metrics
 
-# A tiny random model learns from scratch; these apply with `model=tiny-*` unless set explicitly.
-TINY_MODEL_DEFAULTS = {"learning_rate": 1e-3, "epochs": 6, "warmup_steps": 20, "batch_size": 16,
-                       "max_length": 128, "max_new_tokens": 40, "tiny_vocab_size": 1000}
+RECIPE = "causal_lm"
 
 
 @dataclasses.dataclass
-class Config(BaseConfig):
-    recipe: str = "causal_lm"
-    model: str = "datificate/gpt2-small-spanish"
-    dataset: str = "milistu/amazon-esci-data"
-    dataset_config: str = "products"
-    dataset_split: str = "train[:1%]"
-    output_dir: str = "runs/causal_lm"
-    text_columns: list[str] = dataclasses.field(default_factory=lambda: ["product_description"])
-    validation_size: float = 0.1
-    max_length: int = 512
-    pack: bool = False
-    epochs: int = 10
-    learning_rate: float = 2e-5
-    batch_size: int = 8
-    eval_batch_size: int = 8
-    weight_decay: float = 0.01
-    precision: str = "auto"  # mixed_float16 on a GPU, float32 elsewhere
-    prompt: str = "Había una vez"
-    max_new_tokens: int = 100
-    eps: float = 0.2
-    decoders: list[str] = dataclasses.field(default_factory=lambda: [
-        "greedy", "sample_t0.5", "sample_t0.8_top_k50", "top_p0.92", "beam", "eps_greedy"])
-    trace_steps: int = 15
-    trace_top_n: int = 10
-    tiny_vocab_size: int = 2000
+class Data(DataConfig):
+    split: str
+    text_columns: list[str]  # joined by a newline; rows where all are empty are dropped (and counted)
+    validation_size: float  # fraction held out when the dataset has no validation split
+    max_train_samples: int  # 0 = all
+    max_eval_samples: int
+    max_length: int  # tokens per sequence
+    pack: bool  # join texts with the end token and cut into max_length blocks
 
 
-def strategies(config) -> dict:
+@dataclasses.dataclass
+class Generation(GenerationConfig):
+    prompt: str
+    eps: float  # epsilon-greedy: probability of taking the most likely token
+    decoders: list[str]  # which of `strategies` print before and after training
+    trace_steps: int  # rows of the per-step table
+    trace_top_n: int
+
+
+@dataclasses.dataclass
+class Config(RecipeConfig):
+    model: ModelConfig
+    data: Data
+    train: TrainConfig
+    eval: EvalConfig
+    generation: Generation
+    distribution: DistributionConfig
+
+
+def strategies(generation: Generation) -> dict:
     """The notebook's decoders by name: greedy (its step table), two temperatures, top-k, top-p, beam,
-    eps-greedy. `config.decoders` picks which ones run."""
+    eps-greedy. `generation.decoders` picks which ones run."""
     known = {
         "greedy": dict(sampler="greedy"),
         "sample_t0.5": dict(sampler="sample", temperature=0.5),
         "sample_t0.8_top_k50": dict(sampler="sample", temperature=0.8, top_k=50),
         "top_p0.92": dict(sampler="sample", top_p=0.92),
-        "beam": dict(sampler="beam", num_beams=max(config.num_beams, 4)),
-        "eps_greedy": dict(sampler="eps_greedy", eps=config.eps),
+        "beam": dict(sampler="beam", num_beams=max(generation.num_beams, 4)),
+        "eps_greedy": dict(sampler="eps_greedy", eps=generation.eps),
     }
-    unknown = [name for name in config.decoders if name not in known]
+    unknown = [name for name in generation.decoders if name not in known]
     if unknown:
         raise KerastuneError(f"unknown decoder(s) {', '.join(unknown)}; available: {', '.join(known)}")
-    return {name: known[name] for name in config.decoders}
+    return {name: known[name] for name in generation.decoders}
 
 
 def read_texts(split, columns) -> list[str]:
@@ -89,14 +99,14 @@ def read_texts(split, columns) -> list[str]:
     return ["\n".join(v.strip() for v in values if isinstance(v, str) and v.strip()) for values in rows]
 
 
-def show_generations(generators, config, run_dir, when) -> dict:
-    print(f"\nGenerations {when} training, prompt {config.prompt!r}:")
+def show_generations(generators, generation: Generation, run_dir, when) -> dict:
+    print(f"\nGenerations {when} training, prompt {generation.prompt!r}:")
     texts = {}
     for name, generator in generators.items():
-        if name in config.decoders:
-            texts[name] = generator.generate([config.prompt])[0]
+        if name in generation.decoders:
+            texts[name] = generator.generate([generation.prompt])[0]
             print(f"--- {name}\n{texts[name]}")
-    table = trace(generators["greedy"], config.prompt, top_n=config.trace_top_n).head(config.trace_steps)
+    table = trace(generators["greedy"], generation.prompt, top_n=generation.trace_top_n).head(generation.trace_steps)
     table.to_csv(run_dir / f"trace_{when}.csv", index=False)
     print(f"\nStep table {when} training (greedy; trace_{when}.csv):")
     print(table.drop(columns=["token", "probability", "rank"]).to_string(index=False, max_colwidth=40))
@@ -105,58 +115,60 @@ def show_generations(generators, config, run_dir, when) -> dict:
 
 def main(config: Config) -> dict:
     started = time.time()
-    decoders = {"greedy": dict(sampler="greedy"), **strategies(config)}  # greedy also draws the step table
+    data, train_settings, generation = config.data, config.train, config.generation
+    decoders = {"greedy": dict(sampler="greedy"), **strategies(generation)}  # greedy also draws the step table
     set_seed(config.seed)
-    set_precision(config.precision)
+    set_precision(config.model.precision)
     run_dir = start_run(config)
 
     # The texts: rows with something in the text columns, split 90/10.
-    splits = load_splits(config.dataset, config.dataset_config, config.dataset_split, config.dataset_revision)
-    require_columns(splits["train"], config.text_columns, "train")
+    splits = load_splits(data.dataset, data.config, data.split, data.revision)
+    require_columns(splits["train"], data.text_columns, "train")
     require_rows(splits["train"], "train")
     if "validation" not in splits:
-        if not 0 < config.validation_size < 1:
-            raise KerastuneError(f"validation_size must be a fraction in (0, 1), got {config.validation_size}")
-        parts = splits["train"].train_test_split(test_size=config.validation_size, seed=config.seed)
+        if not 0 < data.validation_size < 1:
+            raise KerastuneError(f"validation_size must be a fraction in (0, 1), got {data.validation_size}")
+        parts = splits["train"].train_test_split(test_size=data.validation_size, seed=config.seed)
         splits["train"], splits["validation"] = parts["train"], parts["test"]
-    train_texts, dropped_train = drop_empty(read_texts(limit_rows(splits["train"], config.max_train_samples),
-                                                       config.text_columns))
-    eval_texts, dropped_eval = drop_empty(read_texts(limit_rows(splits["validation"], config.max_eval_samples),
-                                                     config.text_columns))
+    train_texts, dropped_train = drop_empty(read_texts(limit_rows(splits["train"], data.max_train_samples),
+                                                       data.text_columns))
+    eval_texts, dropped_eval = drop_empty(read_texts(limit_rows(splits["validation"], data.max_eval_samples),
+                                                     data.text_columns))
     print(f"{len(train_texts)} train / {len(eval_texts)} validation texts; dropped "
           f"{dropped_train + dropped_eval} empty rows ({dropped_train} train, {dropped_eval} validation)")
     if not train_texts or not eval_texts:
-        raise KerastuneError(f"no non-empty text in column(s) {', '.join(config.text_columns)} of one split")
+        raise KerastuneError(f"no non-empty text in column(s) {', '.join(data.text_columns)} of one split")
 
     # The model, and the texts as next-token examples.
-    model = load_recipe_model("causal_lm", config.model, "causal_lm", texts=train_texts,
-                              vocab_size=config.tiny_vocab_size, sequence_length=config.max_length,
-                              revision=config.model_revision)
+    model = load_recipe_model(RECIPE, config.model.name, "causal_lm", texts=train_texts,
+                              vocab_size=config.model.tiny_vocab_size, sequence_length=data.max_length,
+                              revision=config.model.revision)
     tokenizer = model.preprocessor.tokenizer
-    max_length = min(config.max_length, model.backbone.max_sequence_length)
+    max_length = min(data.max_length, model.backbone.max_sequence_length)
     eos = int(tokenizer.end_token_id)
-    train_examples = make_examples(tokenize_texts(train_texts, tokenizer), eos, max_length, config.pack)
-    eval_examples = make_examples(tokenize_texts(eval_texts, tokenizer), eos, max_length, config.pack)
+    train_examples = make_examples(tokenize_texts(train_texts, tokenizer), eos, max_length, data.pack)
+    eval_examples = make_examples(tokenize_texts(eval_texts, tokenizer), eos, max_length, data.pack)
     print(f"{len(train_examples)} train / {len(eval_examples)} validation sequences of at most {max_length} tokens"
-          + (" (packed)" if config.pack else ""))
-    train_ds = causal_lm_dataset(train_examples, config.batch_size, max_length, seed=config.seed,
-                                 static_shapes=config.static_shapes)
-    eval_ds = causal_lm_dataset(eval_examples, config.eval_batch_size, max_length, shuffle=False)
+          + (" (packed)" if data.pack else ""))
+    train_ds = causal_lm_dataset(train_examples, train_settings.batch_size, max_length, seed=config.seed,
+                                 static_shapes=data.static_shapes)
+    eval_ds = causal_lm_dataset(eval_examples, config.eval.batch_size, max_length, shuffle=False)
 
     # Before: eval loss, perplexity, generations.
-    generators = {name: CausalLMGenerator(model, tokenizer, max_new_tokens=config.max_new_tokens, seed=config.seed,
-                                          **settings) for name, settings in decoders.items()}
+    generators = {name: CausalLMGenerator(model, tokenizer, max_new_tokens=generation.max_new_tokens,
+                                          seed=config.seed, **settings) for name, settings in decoders.items()}
     loss_before = masked_cross_entropy(model, eval_ds)
     print(f"Eval loss before training: {loss_before:.4f} (perplexity {math.exp(loss_before):.2f})")
-    before = show_generations(generators, config, run_dir, "before")
+    before = show_generations(generators, generation, run_dir, "before")
 
     # Fine-tune, evaluating every epoch; keep the best epoch's weights.
-    steps = math.ceil(len(train_examples) / config.batch_size) * config.epochs
-    optimizer = create_optimizer(config.learning_rate, steps, config.warmup_steps, config.weight_decay, model)
+    optimizer = create_optimizer(train_settings.learning_rate, count_batches(train_ds) * train_settings.epochs,
+                                 train_settings.warmup_steps, train_settings.weight_decay, model)
     best = BestMetric(run_dir / "best.json", monitor="val_loss", mode="min",
                       weights_path=run_dir / "best.weights.h5")
-    fit(model, train_ds, epochs=config.epochs, run_dir=run_dir, optimizer=optimizer, validation_data=eval_ds,
-        callbacks=[best], resume=config.resume, keep_checkpoints=config.keep_checkpoints)
+    fit(model, train_ds, epochs=train_settings.epochs, run_dir=run_dir, optimizer=optimizer,
+        validation_data=eval_ds, callbacks=[best], resume=train_settings.resume,
+        keep_checkpoints=train_settings.keep_checkpoints)
     if (run_dir / "best.weights.h5").is_file():
         with without_preprocessor(model):
             model.load_weights(str(run_dir / "best.weights.h5"))
@@ -165,7 +177,7 @@ def main(config: Config) -> dict:
     # After: the same measurements.
     loss_after = masked_cross_entropy(model, eval_ds)
     print(f"Eval loss after training: {loss_after:.4f} (perplexity {math.exp(loss_after):.2f})")
-    after = show_generations(generators, config, run_dir, "after")
+    after = show_generations(generators, generation, run_dir, "after")
     generations = {name: {"before": before[name], "after": after[name]} for name in before}
     (run_dir / "generations.json").write_text(json.dumps(generations, indent=2, ensure_ascii=False) + "\n")
 
@@ -179,3 +191,9 @@ def main(config: Config) -> dict:
     }, started)
     print("\n" + "  ".join(f"{k}: {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
     return metrics
+
+
+if __name__ == "__main__":
+    from kerastune.cli import run_script
+
+    run_script(__name__)

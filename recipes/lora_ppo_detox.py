@@ -15,13 +15,25 @@ policy with its adapters off (no copy), and every PPO step is logged,
 plotted and checkpointed so an interrupted run resumes.
 
 Run: kerastune run lora_ppo_detox [--config FILE] [--set key=value ...]
+     python recipes/lora_ppo_detox.py [--config FILE] [--set key=value ...]
+Settings: lora_ppo_detox.toml beside this file.
 """
 
 import dataclasses
 import math
 import time
 
-from kerastune.config import BaseConfig
+from kerastune.config import (
+    DataConfig,
+    DistributionConfig,
+    EvalConfig,
+    LoraConfig,
+    ModelConfig,
+    PPOConfig,
+    RecipeConfig,
+    RewardConfig,
+    TrainConfig,
+)
 from kerastune.data import load_splits, prepare_tf_dataset, render, require_columns, require_rows
 from kerastune.errors import KerastuneError
 from kerastune.generation.seq2seq import Seq2SeqGenerator
@@ -36,148 +48,122 @@ from kerastune.rl.loop import run_ppo
 from kerastune.rl.policy import Seq2SeqValuePolicy
 from kerastune.rl.ppo_trainer import PPOTrainer
 from kerastune.runtime import set_precision, set_seed
-from kerastune.training import create_optimizer, fit
+from kerastune.training import count_batches, create_optimizer, fit
 from kerastune.training.callbacks import plot_history
 from kerastune.training.classifier import train_classifier
 from kerastune.training.run_dir import start_run, write_metrics
 
-# Tiny random models learn from scratch and ramble: a stand-in for pretraining, a faster adapter, short responses.
-TINY_MODEL_DEFAULTS = {
-    "pretrain_epochs": 2, "sft_learning_rate": 3e-3, "sft_epochs": 6, "ppo_learning_rate": 1e-3,
-    "output_min_length": 16, "output_max_length": 40, "toxicity_max_new_tokens": 40, "max_target_length": 48,
-    "tiny_vocab_size": 800,
-}
-
-PROMPT = "\nSummarize the following conversation.\n\n{dialogue}\n\nSummary:\n"
+RECIPE = "lora_ppo_detox"
 PPO_PLOTS = ["objective/kl", "objective/kl_coef", "objective/entropy", "ppo/mean_scores", "ppo/returns/mean",
              "ppo/policy/advantages_mean", "ppo/loss/policy", "ppo/loss/value", "ppo/policy/clipfrac"]
 
 
 @dataclasses.dataclass
-class Config(BaseConfig):
-    recipe: str = "lora_ppo_detox"
-    model: str = "google/flan-t5-base"
-    dataset: str = "knkarthick/dialogsum"
-    dataset_split: str = "train"
-    output_dir: str = "runs/lora_ppo_detox"
-    dialogue_column: str = "dialogue"
-    summary_column: str = "summary"
-    min_dialogue_chars: int = 200  # keep 200 < len(dialogue) <= 1000, as the seed
-    max_dialogue_chars: int = 1000
-    test_size: float = 0.2
-    prompt: str = PROMPT
-    max_source_length: int = 512
-    max_target_length: int = 128
-    tiny_vocab_size: int = 4000
-    # tiny-* models only: PPO's reference is the base model, which for a random model is no summarizer at
-    # all (KL in the hundreds); these epochs train all its weights on the summaries first, standing in for
-    # FLAN-T5's pretraining. 0 for pretrained checkpoints.
-    pretrain_epochs: int = 0
-    pretrain_learning_rate: float = 3e-3
-    # LoRA (the seed's LoraConfig: r 32, alpha 32, q and v, dropout 0.05 - see README: Keras LoRA has no dropout).
-    lora_rank: int = 32
-    lora_alpha: float = 32.0
-    lora_targets: list[str] = dataclasses.field(default_factory=lambda: ["query_projector", "value_projector"])
-    adapter: str = ""  # start from a PEFT adapter directory or a kerastune adapters file
-    # Stage 1: the summarization adapter.
-    sft_epochs: int = 1
-    sft_learning_rate: float = 1e-3
-    sft_batch_size: int = 8
-    rouge_samples: int = 100
-    # The reward model.
-    reward_model: str = "facebook/roberta-hate-speech-dynabench-r4-target"
-    reward_model_revision: str = ""
-    reward_dataset: str = ""  # text,label CSV; needed only to train a tiny-* reward model
-    reward_epochs: int = 8
-    reward_learning_rate: float = 2e-3
-    toxic_label: str = "hate"
-    reward_label: str = "nothate"
-    reward_batch_size: int = 16
-    # Stage 2: PPO (trl 0.11's PPOConfig as the seed set it).
-    ppo_steps: int = 10
-    ppo_learning_rate: float = 1.41e-5
-    ppo_batch_size: int = 16
-    mini_batch_size: int = 4
-    ppo_epochs: int = 1
-    init_kl_coef: float = 0.2
-    adaptive_kl: bool = True
-    kl_target: float = 6.0
-    kl_horizon: int = 10000
-    gamma: float = 1.0
-    lam: float = 0.95
-    cliprange: float = 0.2
-    cliprange_value: float = 0.2
-    vf_coef: float = 0.1
-    value_dropout: float = 0.1
-    output_min_length: int = 100  # max_new_tokens per sample, drawn from [min, max)
-    output_max_length: int = 400
-    min_length: int = 5
-    # Evaluation.
-    toxicity_samples: int = 11  # the seed's loop scores 11 samples (it stops at i > 10)
-    toxicity_max_new_tokens: int = 100
-    compare_samples: int = 20
+class Data(DataConfig):
+    split: str
+    dialogue_column: str
+    summary_column: str
+    min_dialogue_chars: int  # keep min < len(dialogue) <= max, as the lab
+    max_dialogue_chars: int
+    test_size: float  # the last fraction, no shuffling
+    prompt: str  # a format string over {dialogue}
+    max_source_length: int
+    max_target_length: int
 
 
-def dialogue_prompts(config):
-    """The seed's `build_dataset`: filter by length, wrap in the prompt, split 80/20 without shuffling."""
-    rows = load_splits(config.dataset, config.dataset_config, config.dataset_split, config.dataset_revision)["train"]
-    require_columns(rows, [config.dialogue_column, config.summary_column], "train")
+@dataclasses.dataclass
+class Train(TrainConfig):
+    """Stage 1, the summarization adapter; `epochs = 0` skips it (e.g. when starting from `lora.adapter`)."""
+
+    MIN_EPOCHS = 0
+    # tiny-* models only: PPO's reference is the base model, which for a random model is no summarizer
+    # at all; these epochs train all its weights first, standing in for pretraining. 0 for real checkpoints.
+    pretrain_epochs: int
+    pretrain_learning_rate: float
+
+
+@dataclasses.dataclass
+class Eval(EvalConfig):
+    rouge_samples: int
+    toxicity_samples: int
+    toxicity_max_new_tokens: int
+    compare_samples: int
+
+
+@dataclasses.dataclass
+class Config(RecipeConfig):
+    model: ModelConfig
+    data: Data
+    lora: LoraConfig
+    train: Train
+    reward: RewardConfig
+    ppo: PPOConfig
+    eval: Eval
+    distribution: DistributionConfig
+
+
+def dialogue_prompts(data: Data, ppo_batch_size: int):
+    """The lab's `build_dataset`: filter by length, wrap in the prompt, split 80/20 without shuffling."""
+    rows = load_splits(data.dataset, data.config, data.split, data.revision)["train"]
+    require_columns(rows, [data.dialogue_column, data.summary_column], "train")
     require_rows(rows, "train")
-    kept = [r for r in rows if isinstance(r[config.dialogue_column], str)
-            and config.min_dialogue_chars < len(r[config.dialogue_column]) <= config.max_dialogue_chars]
-    print(f"{len(kept)} of {len(rows)} dialogues have {config.min_dialogue_chars} < chars <= "
-          f"{config.max_dialogue_chars}")
-    n_test = math.ceil(len(kept) * config.test_size)
-    if len(kept) - n_test < config.ppo_batch_size or n_test == 0:
+    kept = [r for r in rows if isinstance(r[data.dialogue_column], str)
+            and data.min_dialogue_chars < len(r[data.dialogue_column]) <= data.max_dialogue_chars]
+    print(f"{len(kept)} of {len(rows)} dialogues have {data.min_dialogue_chars} < chars <= "
+          f"{data.max_dialogue_chars}")
+    n_test = math.ceil(len(kept) * data.test_size)
+    if len(kept) - n_test < ppo_batch_size or n_test == 0:
         raise KerastuneError(f"{len(kept)} dialogues after the length filter are too few for an 80/20 split "
-                             f"and PPO batches of {config.ppo_batch_size}")
-    prompts = [render(config.prompt, {"dialogue": r[config.dialogue_column]}) for r in kept]
-    summaries = [str(r[config.summary_column] or "") for r in kept]
+                             f"and PPO batches of {ppo_batch_size}")
+    prompts = [render(data.prompt, {"dialogue": r[data.dialogue_column]}) for r in kept]
+    summaries = [str(r[data.summary_column] or "") for r in kept]
     cut = len(kept) - n_test
     return (prompts[:cut], summaries[:cut]), (prompts[cut:], summaries[cut:])
 
 
 def fit_summaries(model, tokenizer, train, config, run_dir, epochs, learning_rate):
     """`model.fit` on (prompt, summary) pairs; with LoRA enabled only the adapters train."""
-    train_ds = prepare_tf_dataset(*train, tokenizer, config.sft_batch_size, max_source_length=config.max_source_length,
-                                  max_target_length=config.max_target_length, seed=config.seed,
-                                  static_shapes=config.static_shapes)
-    steps = sum(1 for _ in train_ds) * epochs
-    optimizer = create_optimizer(learning_rate, steps, config.warmup_steps, config.weight_decay, model)
-    fit(model, train_ds, epochs=epochs, run_dir=run_dir, optimizer=optimizer, resume=config.resume,
-        keep_checkpoints=config.keep_checkpoints)
+    data, settings = config.data, config.train
+    train_ds = prepare_tf_dataset(*train, tokenizer, settings.batch_size, max_source_length=data.max_source_length,
+                                  max_target_length=data.max_target_length, seed=config.seed,
+                                  static_shapes=data.static_shapes)
+    optimizer = create_optimizer(learning_rate, count_batches(train_ds) * epochs, settings.warmup_steps,
+                                 settings.weight_decay, model)
+    fit(model, train_ds, epochs=epochs, run_dir=run_dir, optimizer=optimizer, resume=settings.resume,
+        keep_checkpoints=settings.keep_checkpoints)
 
 
 def summarization_stage(model, tokenizer, train, test, config, run_dir) -> dict:
     """Stage 1: fit the LoRA adapter for summarization; ROUGE on held-out dialogues before and after."""
-    generator = Seq2SeqGenerator(model, tokenizer, max_new_tokens=config.max_target_length,
-                                 max_source_length=config.max_source_length)
-    prompts, references = test[0][:config.rouge_samples], test[1][:config.rouge_samples]
-    before = rouge(generator.generate(prompts, batch_size=config.eval_batch_size), references)
-    fit_summaries(model, tokenizer, train, config, run_dir / "summarization", config.sft_epochs,
-                  config.sft_learning_rate)
-    after = rouge(generator.generate(prompts, batch_size=config.eval_batch_size, progress=True), references)
+    generator = Seq2SeqGenerator(model, tokenizer, max_new_tokens=config.data.max_target_length,
+                                 max_source_length=config.data.max_source_length)
+    samples, batch = config.eval.rouge_samples, config.eval.batch_size
+    prompts, references = test[0][:samples], test[1][:samples]
+    before = rouge(generator.generate(prompts, batch_size=batch), references)
+    fit_summaries(model, tokenizer, train, config, run_dir / "summarization", config.train.epochs,
+                  config.train.learning_rate)
+    after = rouge(generator.generate(prompts, batch_size=batch, progress=True), references)
     print(f"ROUGE-1 on {len(prompts)} held-out dialogues: {before['rouge1']:.4f} -> {after['rouge1']:.4f}")
     return {"rouge1_before": before["rouge1"], "rouge1_after": after["rouge1"], "rougeL_before": before["rougeL"],
             "rougeL_after": after["rougeL"]}
 
 
-def reward_model_for(config, run_dir):
-    """The hate-speech classifier; a tiny-* one is trained here on `reward_dataset` (text, label)."""
-    tiny = config.reward_model.startswith("tiny-")
-    if tiny and not config.reward_dataset:
-        raise KerastuneError(f"'{config.reward_model}' is untrained: set reward_dataset to a CSV with text,label")
-    rows = load_splits(config.reward_dataset)["train"] if tiny else None
+def reward_model_for(reward: RewardConfig, run_dir):
+    """The hate-speech classifier; a tiny-* one is trained here on `reward.dataset` (text, label)."""
+    tiny = reward.model.startswith("tiny-")
+    if tiny and not reward.dataset:
+        raise KerastuneError(f"'{reward.model}' is untrained: set reward.dataset to a CSV with text,label")
+    rows = load_splits(reward.dataset)["train"] if tiny else None
     if tiny:
-        require_columns(rows, ["text", "label"], "reward_dataset")
-    model = load_model(config.reward_model, texts=list(rows["text"]) if tiny else None, vocab_size=1000,
-                       revision=config.reward_model_revision)
+        require_columns(rows, ["text", "label"], "reward.dataset")
+    model = load_model(reward.model, texts=list(rows["text"]) if tiny else None, vocab_size=1000,
+                       revision=reward.revision)
     if model_kind(model) != "classifier":
-        raise KerastuneError(f"reward_model must be a text classifier; '{config.reward_model}' is {model_kind(model)}")
+        raise KerastuneError(f"reward.model must be a text classifier; '{reward.model}' is {model_kind(model)}")
     if not tiny:
         return model, {}
-    accuracy = train_classifier(model, rows["text"], rows["label"], config.reward_epochs,
-                                config.reward_learning_rate, source=config.reward_dataset)
+    accuracy = train_classifier(model, rows["text"], rows["label"], reward.epochs, reward.learning_rate,
+                                source=reward.dataset)
     model.save_to_preset(str(run_dir / "reward_model"))
     save_labels(model, run_dir / "reward_model")
     return model, {"reward_model_train_accuracy": accuracy}
@@ -185,66 +171,61 @@ def reward_model_for(config, run_dir):
 
 def main(config: Config) -> dict:
     started = time.time()
+    data, lora, ppo, evaluation = config.data, config.lora, config.ppo, config.eval
     set_seed(config.seed)
-    set_precision(config.precision)
+    set_precision(config.model.precision)
     run_dir = start_run(config)
     metrics = {}
 
     # Dialogues -> prompts; 80/20 split.
-    train, test = dialogue_prompts(config)
+    train, test = dialogue_prompts(data, ppo.batch_size)
     print(f"{len(train[0])} train / {len(test[0])} test prompts. Example:{train[0][0]}")
 
     # The reward model and the toxicity metric (first, so a wrong label or model fails before any training).
-    reward_model, reward_metrics = reward_model_for(config, run_dir)
+    reward_model, reward_metrics = reward_model_for(config.reward, run_dir)
     metrics.update(reward_metrics)
-    scorer = ToxicityScorer(reward_model, config.toxic_label, config.reward_label, config.reward_batch_size)
+    scorer = ToxicityScorer(reward_model, config.reward.toxic_label, config.reward.reward_label,
+                            config.reward.batch_size)
 
     # The policy: the model with LoRA adapters on the attention query and value projections.
-    model = load_recipe_model("lora_ppo_detox", config.model, "seq2seq", texts=train[0] + train[1],
-                              vocab_size=config.tiny_vocab_size, encoder_sequence_length=config.max_source_length,
-                              decoder_sequence_length=config.max_target_length, revision=config.model_revision)
+    model = load_recipe_model(RECIPE, config.model.name, "seq2seq", texts=train[0] + train[1],
+                              vocab_size=config.model.tiny_vocab_size, encoder_sequence_length=data.max_source_length,
+                              decoder_sequence_length=data.max_target_length, revision=config.model.revision)
     tokenizer = model.preprocessor.tokenizer
-    if config.pretrain_epochs > 0:  # a random base is no reference for PPO's KL: see `pretrain_epochs`
+    if config.train.pretrain_epochs > 0:  # a random base is no reference for PPO's KL: see `pretrain_epochs`
         print("Training every weight of the base model on the summaries first (a stand-in for pretraining)")
-        fit_summaries(model, tokenizer, train, config, run_dir / "pretrain", config.pretrain_epochs,
-                      config.pretrain_learning_rate)
-    enable_lora(model, config.lora_rank, config.lora_alpha, targets=tuple(config.lora_targets), seed=config.seed)
-    if config.adapter:
-        (load_adapters if config.adapter.endswith((".npz", ".json")) else import_peft_adapter)(model, config.adapter)
+        fit_summaries(model, tokenizer, train, config, run_dir / "pretrain", config.train.pretrain_epochs,
+                      config.train.pretrain_learning_rate)
+    enable_lora(model, lora.rank, lora.alpha, targets=tuple(lora.targets), seed=config.seed)
+    if lora.adapter:
+        (load_adapters if lora.adapter.endswith((".npz", ".json")) else import_peft_adapter)(model, lora.adapter)
     print(parameter_report(model))
 
     # Stage 1: the summarization adapter.
-    if config.sft_epochs > 0:
+    if config.train.epochs > 0:
         metrics.update(summarization_stage(model, tokenizer, train, test, config, run_dir))
         save_adapters(model, run_dir / "adapters" / "summarization")
 
     # The PPO trainer: policy + value head; the reference is the same model with adapters off.
-    policy = Seq2SeqValuePolicy(model, config.value_dropout, config.cliprange, config.cliprange_value,
-                                config.vf_coef, seed=config.seed)
-    trainer = PPOTrainer(
-        policy, tokenizer, learning_rate=config.ppo_learning_rate, batch_size=config.ppo_batch_size,
-        mini_batch_size=config.mini_batch_size, ppo_epochs=config.ppo_epochs, init_kl_coef=config.init_kl_coef,
-        adaptive_kl=config.adaptive_kl, kl_target=config.kl_target, kl_horizon=config.kl_horizon,
-        gamma=config.gamma, lam=config.lam, output_min_length=config.output_min_length,
-        output_max_length=config.output_max_length, min_length=config.min_length,
-        max_source_length=config.max_source_length, seed=config.seed,
-    )
+    policy = Seq2SeqValuePolicy(model, ppo.value_dropout, ppo.cliprange, ppo.cliprange_value, ppo.vf_coef,
+                                seed=config.seed)
+    trainer = PPOTrainer(policy, tokenizer, ppo, max_source_length=data.max_source_length, seed=config.seed)
     print(f"PPO model parameters to be updated (value head + {policy.value_dense.count_params()} params):")
     print(parameter_report(policy))
 
     # Toxicity before detoxification, and the "before" side of the comparison table.
-    tox_prompts, compare_prompts = test[0][:config.toxicity_samples], test[0][:config.compare_samples]
-    tox_before = toxicity_summary(sampled_toxicity(trainer, scorer, tox_prompts, config.toxicity_max_new_tokens))
+    tox_prompts, compare_prompts = test[0][:evaluation.toxicity_samples], test[0][:evaluation.compare_samples]
+    tox_before = toxicity_summary(sampled_toxicity(trainer, scorer, tox_prompts, evaluation.toxicity_max_new_tokens))
     print(f"toxicity [mean, std] before detox: [{tox_before['mean']:.6f}, {tox_before['std']:.6f}]")
     responses_before = trainer.respond(compare_prompts)
 
     # Stage 2: PPO against the reward model (reward = the `nothate` logit of query + response).
     rows = run_ppo(trainer, train[0], lambda q, r: scorer.rewards([a + b for a, b in zip(q, r)]),
-                   steps=config.ppo_steps, run_dir=run_dir, resume=config.resume, seed=config.seed)
+                   steps=ppo.steps, run_dir=run_dir, resume=config.train.resume, seed=config.seed)
     plot_history(run_dir / "history.csv", run_dir / "plots", names=PPO_PLOTS)
 
     # Toxicity after, the comparison table, the adapters and the merged model.
-    tox_after = toxicity_summary(sampled_toxicity(trainer, scorer, tox_prompts, config.toxicity_max_new_tokens))
+    tox_after = toxicity_summary(sampled_toxicity(trainer, scorer, tox_prompts, evaluation.toxicity_max_new_tokens))
     print(f"toxicity [mean, std] after detox: [{tox_after['mean']:.6f}, {tox_after['std']:.6f}]")
     table = comparison_table(compare_prompts, responses_before, trainer.respond(compare_prompts), scorer)
     table.to_csv(run_dir / "compare.csv", index=False)
@@ -265,3 +246,8 @@ def main(config: Config) -> dict:
     print(table[["reward_before", "reward_after", "reward_diff"]].head(10).to_string())
     return metrics
 
+
+if __name__ == "__main__":
+    from kerastune.cli import run_script
+
+    run_script(__name__)

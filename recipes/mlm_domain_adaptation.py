@@ -12,13 +12,15 @@ measured on a fixed mask so before and after are comparable, and masks are
 drawn fresh every epoch inside tf.data.
 
 Run: kerastune run mlm_domain_adaptation [--config FILE] [--set key=value ...]
+     python recipes/mlm_domain_adaptation.py [--config FILE] [--set key=value ...]
+Settings: mlm_domain_adaptation.toml beside this file.
 """
 
 import dataclasses
 import math
 import time
 
-from kerastune.config import BaseConfig
+from kerastune.config import DataConfig, DistributionConfig, EvalConfig, ModelConfig, RecipeConfig, TrainConfig
 from kerastune.data import load_splits, require_columns, require_rows
 from kerastune.data.masking import masked_lm_dataset
 from kerastune.data.mlm import tokenize_and_chunk
@@ -30,81 +32,89 @@ from kerastune.runtime import set_precision, set_seed
 from kerastune.training import create_optimizer, fit
 from kerastune.training.run_dir import start_run, write_metrics
 
-# A tiny random model learns from scratch; these apply with `model=tiny-*` unless set explicitly.
-TINY_MODEL_DEFAULTS = {"learning_rate": 1e-3, "epochs": 6, "warmup_steps": 20, "chunk_size": 64,
-                       "tiny_vocab_size": 1000}
+RECIPE = "mlm_domain_adaptation"
+MASKINGS = ("token", "whole_word")
 
 
 @dataclasses.dataclass
-class Config(BaseConfig):
-    recipe: str = "mlm_domain_adaptation"
-    model: str = "distilbert/distilbert-base-uncased"
-    dataset: str = "stanfordnlp/imdb"
-    output_dir: str = "runs/mlm_domain_adaptation"
-    text_column: str = "text"
-    chunk_size: int = 128
-    masking: str = "token"  # "token" (15% of tokens, 80/10/10) or "whole_word" (20% of words)
-    train_chunks: int = 10000
-    test_chunks: int = 1000
-    learning_rate: float = 2e-5
-    weight_decay: float = 0.01
-    warmup_steps: int = 1000
-    batch_size: int = 32
-    epochs: int = 1
-    precision: str = "auto"  # mixed_float16 on a GPU, float32 elsewhere
-    tiny_vocab_size: int = 4000
-    fill_mask_text: str = "This is a great [MASK]."
+class Data(DataConfig):
+    text_column: str
+    chunk_size: int  # tokens per chunk, after concatenating the texts
+    masking: str  # "token" (15% of tokens, 80/10/10) or "whole_word" (20% of words)
+    train_chunks: int  # downsampled to at most this many
+    test_chunks: int
+
+    def __post_init__(self):
+        if self.masking not in MASKINGS:
+            raise KerastuneError(f"masking must be 'token' or 'whole_word', got '{self.masking}'")
 
 
-def show_fill_mask(model, config, when):
+@dataclasses.dataclass
+class Eval(EvalConfig):
+    fill_mask_text: str  # its top-5 completions are shown before and after
+
+
+@dataclasses.dataclass
+class Config(RecipeConfig):
+    model: ModelConfig
+    data: Data
+    train: TrainConfig
+    eval: Eval
+    distribution: DistributionConfig
+
+
+def show_fill_mask(model, text, when):
     print(f"\nFill-mask {when} training:")
-    per_mask = fill_mask(model, [config.fill_mask_text])[0]
-    print(format_fill_mask(config.fill_mask_text, per_mask))
+    per_mask = fill_mask(model, [text])[0]
+    print(format_fill_mask(text, per_mask))
     return [token for token, _ in per_mask[0]] if per_mask else []
 
 
 def main(config: Config) -> dict:
     started = time.time()
-    if config.masking not in ("token", "whole_word"):
-        raise KerastuneError(f"masking must be 'token' or 'whole_word', got '{config.masking}'")
+    data, train_settings = config.data, config.train
     set_seed(config.seed)
-    set_precision(config.precision)
+    set_precision(config.model.precision)
     run_dir = start_run(config)
 
     # Load the reviews and the model (a tiny model gets a vocabulary trained on them).
-    splits = load_splits(config.dataset, config.dataset_config, revision=config.dataset_revision)
+    splits = load_splits(data.dataset, data.config, revision=data.revision)
     train = splits["train"]
-    require_columns(train, [config.text_column], "train")
+    require_columns(train, [data.text_column], "train")
     require_rows(train, "train")
     model = load_recipe_model(
-        "mlm_domain_adaptation", config.model, "masked_lm", revision=config.model_revision,
-        texts=train[config.text_column][:20000], vocab_size=config.tiny_vocab_size, sequence_length=config.chunk_size,
+        RECIPE, config.model.name, "masked_lm", revision=config.model.revision,
+        texts=train[data.text_column][:20000], vocab_size=config.model.tiny_vocab_size,
+        sequence_length=data.chunk_size,
     )
     tokenizer = model.preprocessor.tokenizer
 
     # Tokenize keeping word ids, concatenate, chunk, downsample.
-    chunks = tokenize_and_chunk(train, tokenizer, config.text_column, config.chunk_size)
+    chunks = tokenize_and_chunk(train, tokenizer, data.text_column, data.chunk_size)
     if len(chunks) < 2:
-        raise KerastuneError(f"only {len(chunks)} chunks of {config.chunk_size} tokens: the dataset is too small")
-    test_size = min(config.test_chunks, max(1, len(chunks) // 10))
-    train_size = min(config.train_chunks, len(chunks) - test_size)
+        raise KerastuneError(f"only {len(chunks)} chunks of {data.chunk_size} tokens: the dataset is too small")
+    test_size = min(data.test_chunks, max(1, len(chunks) // 10))
+    train_size = min(data.train_chunks, len(chunks) - test_size)
     parts = chunks.train_test_split(train_size=train_size, test_size=test_size, seed=config.seed)
-    print(f"{len(chunks)} chunks of {config.chunk_size} tokens; {train_size} train / {test_size} test")
-    train_ds = masked_lm_dataset(parts["train"], tokenizer, config.batch_size, config.masking, seed=config.seed)
-    test_ds = masked_lm_dataset(parts["test"], tokenizer, config.batch_size, config.masking, seed=config.seed + 1,
+    print(f"{len(chunks)} chunks of {data.chunk_size} tokens; {train_size} train / {test_size} test")
+    train_ds = masked_lm_dataset(parts["train"], tokenizer, train_settings.batch_size, data.masking, seed=config.seed,
+                                 drop_remainder=data.static_shapes)
+    test_ds = masked_lm_dataset(parts["test"], tokenizer, config.eval.batch_size, data.masking, seed=config.seed + 1,
                                 shuffle=False, fixed_masks=True)
 
     # Perplexity and fill-mask before, fine-tune, and again after.
     before = perplexity(model, test_ds)
     print(f"Perplexity before training: {before:.2f}")
-    top_before = show_fill_mask(model, config, "before")
-    steps = math.ceil(train_size / config.batch_size) * config.epochs
-    optimizer = create_optimizer(config.learning_rate, steps, config.warmup_steps, config.weight_decay, model)
-    fit(model, train_ds, epochs=config.epochs, run_dir=run_dir, optimizer=optimizer, validation_data=test_ds,
-        resume=config.resume, keep_checkpoints=config.keep_checkpoints)
+    top_before = show_fill_mask(model, config.eval.fill_mask_text, "before")
+    batches = train_size // train_settings.batch_size if data.static_shapes else math.ceil(
+        train_size / train_settings.batch_size)
+    optimizer = create_optimizer(train_settings.learning_rate, batches * train_settings.epochs,
+                                 train_settings.warmup_steps, train_settings.weight_decay, model)
+    fit(model, train_ds, epochs=train_settings.epochs, run_dir=run_dir, optimizer=optimizer, validation_data=test_ds,
+        resume=train_settings.resume, keep_checkpoints=train_settings.keep_checkpoints)
     after = perplexity(model, test_ds)
     print(f"Perplexity after training: {after:.2f}")
-    top_after = show_fill_mask(model, config, "after")
+    top_after = show_fill_mask(model, config.eval.fill_mask_text, "after")
 
     model.save_to_preset(str(run_dir / "model"))
     metrics = write_metrics(run_dir, config, {
@@ -114,3 +124,9 @@ def main(config: Config) -> dict:
     }, started)
     print("\n" + "  ".join(f"{k}: {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
     return metrics
+
+
+if __name__ == "__main__":
+    from kerastune.cli import run_script
+
+    run_script(__name__)

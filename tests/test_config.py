@@ -1,103 +1,128 @@
-"""Config: defaults, TOML files, --set overrides, unknown keys named."""
+"""Configs: a recipe's TOML is its defaults; overlays, --set, flat aliases and bad keys."""
 
 import dataclasses
-import importlib.util
+import shutil
 from pathlib import Path
 
 import pytest
 
-from kerastune.config import build_config, read_toml, to_toml
+from kerastune.config import to_toml
 from kerastune.errors import KerastuneError
+from kerastune.recipes import builtin_recipes, load_config, load_recipe, resolve
 
 ROOT = Path(__file__).resolve().parents[1]
+RECIPES = builtin_recipes()
 
 
-def recipe_config_class(name="instruction_tuning"):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "recipes" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.Config
+def test_the_built_in_recipes():
+    assert RECIPES == ["causal_lm", "instruction_tuning", "lora_ppo_detox", "mlm_domain_adaptation", "seq2seq_qa"]
 
 
-@pytest.mark.parametrize("name", ["instruction_tuning", "seq2seq_qa", "mlm_domain_adaptation"])
-def test_recipe_toml_states_the_dataclass_defaults(name):
-    Config = recipe_config_class(name)
-    assert build_config(Config, read_toml(ROOT / "recipes" / f"{name}.toml")) == Config()
+@pytest.mark.parametrize("name", RECIPES)
+def test_every_toml_of_a_recipe_resolves(name):
+    """The recipe's own TOML sets every key; its demo, tiny and TPU overlays name only keys it has."""
+    config = load_config(name)
+    assert config.recipe == name and not config.model.name.startswith("tiny-")
+    demo = load_config(str(ROOT / "recipes" / "demo" / f"{name}.toml"))
+    assert demo.model.name.startswith("tiny-") and demo.train.resume is False
+    tpu = load_config(str(ROOT / "tpu" / "configs" / f"{name}.toml"))
+    assert (tpu.distribution.strategy, tpu.model.precision, tpu.data.static_shapes) == ("tpu", "mixed_bfloat16", True)
 
 
-def test_seed_settings():
-    tuning = recipe_config_class()()
-    assert (tuning.learning_rate, tuning.batch_size, tuning.epochs, tuning.num_beams) == (1e-5, 32, 2, 5)
-    assert tuning.labels == ["World", "Sports", "Business", "Sci/Tech"]
-    qa = recipe_config_class("seq2seq_qa")()
-    assert (qa.learning_rate, qa.batch_size, qa.eval_batch_size, qa.weight_decay, qa.epochs) == (3e-4, 8, 4, 0.01, 3)
-    assert (qa.max_source_length, qa.max_target_length, qa.test_size, qa.keep_checkpoints) == (128, 512, 0.3, 3)
-    assert qa.prefix == "Please answer this question: "
-    mlm = recipe_config_class("mlm_domain_adaptation")()
-    assert (mlm.learning_rate, mlm.weight_decay, mlm.warmup_steps, mlm.batch_size, mlm.chunk_size) == (
-        2e-5, 0.01, 1000, 32, 128)
-    assert (mlm.train_chunks, mlm.test_chunks, mlm.fill_mask_text) == (10000, 1000, "This is a great [MASK].")
+def test_a_recipe_is_loaded_once():
+    assert load_recipe("seq2seq_qa") is load_recipe("seq2seq_qa")
+    assert type(load_config("seq2seq_qa")) is type(load_config("seq2seq_qa"))
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_the_same_intent_gives_the_same_config_however_it_is_spelled(name, tmp_path):
+    """Recipe name + overlay + --set, the recipe's TOML path + the same, and a copied, renamed TOML + the same."""
+    overlay = str(ROOT / "recipes" / "demo" / f"{name}.toml")
+    copy = tmp_path / "mine.toml"
+    shutil.copy(ROOT / "recipes" / f"{name}.toml", copy)
+    sets = ["seed=7", "train.warmup_steps=3"]
+    by_name = resolve(name, [overlay], sets)
+    by_path = resolve(str(ROOT / "recipes" / f"{name}.toml"), [overlay], sets)
+    by_copy = resolve(str(copy), [overlay], sets)
+    assert by_name.config == by_path.config == by_copy.config
+    assert by_name.config.seed == 7 and by_name.config.train.warmup_steps == 3
+    assert "overlays/tiny" in by_name.describe() and "overlays/tiny" in by_copy.describe()
+
+
+def test_tiny_models_bring_their_overlay_under_what_the_user_sets():
+    seed = load_config("instruction_tuning")
+    assert (seed.train.learning_rate, seed.generation.num_beams, seed.data.max_source_length) == (1e-5, 5, 400)
+    tiny = load_config("instruction_tuning", "model=tiny-t5")
+    assert (tiny.train.learning_rate, tiny.train.epochs, tiny.generation.num_beams) == (1e-3, 8, 1)
+    mine = load_config("instruction_tuning", "model=tiny-t5", "learning_rate=5e-4")
+    assert mine.train.learning_rate == 5e-4 and mine.train.epochs == 8
+
+
+def test_distribution_tpu_brings_its_overlay_unless_set():
+    config = load_config("seq2seq_qa", "distribution=tpu")
+    assert (config.model.precision, config.data.static_shapes) == ("mixed_bfloat16", True)
+    config = load_config("seq2seq_qa", "distribution.strategy=tpu", "precision=float32")
+    assert (config.model.precision, config.data.static_shapes) == ("float32", True)
+    with pytest.raises(KerastuneError, match="distribution must be one of none, data_parallel, model_parallel, tpu"):
+        load_config("seq2seq_qa", "distribution=mirrored")
+
+
+def test_flat_names_are_aliases_of_nested_keys():
+    flat = load_config("lora_ppo_detox", "ppo_steps=3", "ppo_batch_size=8", "mini_batch_size=2", "sft_epochs=0",
+                       "lora_rank=4", "reward_model=tiny-roberta", "reward_model_revision=v1", "eval_batch_size=2",
+                       "model_revision=refs/pr/1", "dataset_split=train[:10]")
+    nested = load_config("lora_ppo_detox", "ppo.steps=3", "ppo.batch_size=8", "ppo.mini_batch_size=2",
+                         "train.epochs=0", "lora.rank=4", "reward.model=tiny-roberta", "reward.revision=v1",
+                         "eval.batch_size=2", "model.revision=refs/pr/1", "data.split=train[:10]")
+    assert flat == nested
+    assert (flat.ppo.steps, flat.lora.rank, flat.reward.revision, flat.data.split) == (3, 4, "v1", "train[:10]")
+
+
+def test_an_old_flat_config_file_still_works(tmp_path):
+    (tmp_path / "old.toml").write_text('epochs = 3\nlearning_rate = 1e-3\nlabels = ["a", "b"]\nmodel = "x/y"\n')
+    config = load_config("instruction_tuning", config_files=[tmp_path / "old.toml"])
+    assert (config.train.epochs, config.train.learning_rate, config.data.labels, config.model.name) == (
+        3, 1e-3, ["a", "b"], "x/y")
 
 
 def test_overrides_are_typed():
-    Config = recipe_config_class()
-    config = build_config(Config, {}, ["epochs=3", "learning_rate=1e-3", "labels=a,b", "resume=false", "model=x/y"])
-    assert config.epochs == 3 and config.learning_rate == 1e-3
-    assert config.labels == ["a", "b"] and config.resume is False and config.model == "x/y"
+    config = load_config("instruction_tuning", "epochs=3", "learning_rate=1e-3", "labels=a,b", "resume=false")
+    assert config.train.epochs == 3 and config.train.learning_rate == 1e-3
+    assert config.data.labels == ["a", "b"] and config.train.resume is False
 
 
-def test_unknown_key_names_the_key_and_the_valid_ones():
-    Config = recipe_config_class()
-    with pytest.raises(KerastuneError) as error:
-        build_config(Config, {}, ["learning_rat=1e-3"])
-    message = str(error.value)
-    assert "learning_rat" in message and "learning_rate" in message and "valid keys" in message
+@pytest.mark.parametrize("override, message", [
+    ("learning_rat=1e-3", "unknown config key 'learning_rat' .*did you mean .*learning_rate"),
+    ("train.foo=1", "unknown config key 'train.foo'"),
+    ("max_new_tokens=3", "this recipe has no generation.max_new_tokens"),  # PPO's responses have their own
+    ("batch_size=many", "config key 'train.batch_size' expects int"),
+    ("precision=float8", "precision must be one of"),
+    ("batch_size=0", "'train.batch_size' must be >= 1"),
+    ("ppo.mini_batch_size=5", "ppo.batch_size 16 is not a multiple of ppo.mini_batch_size 5"),
+    ("nonsense", "--set expects key=value"),
+])
+def test_bad_keys_and_values_are_one_clear_error(override, message):
+    with pytest.raises(KerastuneError, match=message):
+        load_config("lora_ppo_detox", override)
 
 
-@pytest.mark.parametrize("override", ["epochs=many", "precision=float8", "batch_size=0", "nonsense"])
-def test_bad_values_are_rejected(override):
-    with pytest.raises(KerastuneError):
-        build_config(recipe_config_class(), {}, [override])
+def test_a_key_the_recipe_does_not_use_is_an_error_and_so_is_a_missing_one(tmp_path):
+    (tmp_path / "ignored.toml").write_text("[ppo]\nsteps = 3\n")
+    with pytest.raises(KerastuneError, match=r"unknown config table \[ppo\]"):
+        load_config("seq2seq_qa", config_files=[tmp_path / "ignored.toml"])
+    copy = tmp_path / "copy.py"
+    shutil.copy(ROOT / "recipes" / "seq2seq_qa.py", copy)
+    (tmp_path / "copy.toml").write_text((ROOT / "recipes" / "seq2seq_qa.toml").read_text()
+                                        .replace("warmup_steps = 0\n", ""))
+    with pytest.raises(KerastuneError, match="config is missing key.*train.warmup_steps"):
+        load_config(str(copy))
 
 
-def test_resolved_config_round_trips_through_toml(tmp_path):
-    Config = recipe_config_class()
-    config = build_config(Config, {}, ["epochs=7"])
-    (tmp_path / "c.toml").write_text(to_toml(config))
-    again = build_config(Config, read_toml(tmp_path / "c.toml"))
+def test_the_resolved_config_written_to_a_run_reproduces_it(tmp_path):
+    config = load_config("causal_lm", "model=tiny-gpt2", "epochs=7", "decoders=greedy,beam")
+    (tmp_path / "config.toml").write_text(to_toml(config))
+    again = load_config(str(tmp_path / "config.toml"))
     assert dataclasses.asdict(again) == dataclasses.asdict(config)
-
-
-def test_tiny_models_get_from_scratch_defaults_unless_given():
-    from kerastune.cli import resolve_config
-
-    _, seed_config = resolve_config("instruction_tuning")
-    assert seed_config.learning_rate == 1e-5 and seed_config.num_beams == 5
-    _, tiny = resolve_config("instruction_tuning", None, ["model=tiny-t5"])
-    assert tiny.learning_rate == 1e-3 and tiny.epochs == 8 and tiny.num_beams == 1
-    _, mine = resolve_config("instruction_tuning", None, ["model=tiny-t5", "learning_rate=5e-4"])
-    assert mine.learning_rate == 5e-4 and mine.epochs == 8
-
-
-@pytest.mark.parametrize("name", ["instruction_tuning", "seq2seq_qa", "lora_ppo_detox", "mlm_domain_adaptation",
-                                  "causal_lm"])
-def test_tpu_configs_resolve_to_bfloat16_on_the_tpu(name):
-    from kerastune.cli import resolve_config
-
-    _, config = resolve_config(str(ROOT / "tpu" / "configs" / f"{name}.toml"))
-    assert (config.recipe, config.distribution, config.precision) == (name, "tpu", "mixed_bfloat16")
-    assert config.model and not config.model.startswith("tiny-")
-
-
-def test_distribution_tpu_brings_its_defaults_unless_set():
-    from kerastune.cli import resolve_config
-
-    _, config = resolve_config("seq2seq_qa", overrides=["distribution=tpu"])
-    assert (config.precision, config.static_shapes) == ("mixed_bfloat16", True)
-    _, config = resolve_config("seq2seq_qa", overrides=["distribution=tpu", "precision=float32"])
-    assert (config.precision, config.static_shapes) == ("float32", True)
-    with pytest.raises(KerastuneError, match="distribution must be one of none, data_parallel, model_parallel, tpu"):
-        resolve_config("seq2seq_qa", overrides=["distribution=mirrored"])
 
 
 def test_distribution_tpu_without_a_tpu_is_a_clear_error():
@@ -109,21 +134,18 @@ def test_distribution_tpu_without_a_tpu_is_a_clear_error():
 
 
 def test_default_hub_ids_are_ones_the_pinned_libraries_load():
-    """Every model and dataset a recipe names by default (its dataclass, its TOML, its TPU TOML) is a
-    namespaced hub id (`datasets` breaks on bare ones) and not a script-only dataset (`datasets` >= 4 refuses
-    to run loading scripts)."""
+    """Every model and dataset a recipe names by default (its TOML, its TPU overlay) is a namespaced hub id
+    (`datasets` breaks on bare ones) and not a script-only dataset (`datasets` >= 4 refuses loading scripts)."""
     from kerastune.hub.ids import HUB_ID, SCRIPT_ONLY
     from kerastune.hub.preflight import sources
 
-    files = sorted((ROOT / "recipes").glob("*.toml")) + sorted((ROOT / "tpu" / "configs").glob("*.toml"))
-    configs = [build_config(recipe_config_class(read_toml(f)["recipe"]), read_toml(f)) for f in files]
-    configs += [recipe_config_class(name)() for name in ("instruction_tuning", "seq2seq_qa", "lora_ppo_detox",
-                                                         "mlm_domain_adaptation", "causal_lm")]
+    configs = [load_config(name) for name in RECIPES]
+    configs += [load_config(str(path)) for path in sorted((ROOT / "tpu" / "configs").glob("*.toml"))]
     checked = set()
     for config in configs:
-        for key, _, value in sources(config):
-            assert HUB_ID.match(value), f"{config.recipe}: {key} = {value!r} is not namespaced (org/name)"
-            assert value not in SCRIPT_ONLY, f"{config.recipe}: {key} = {value!r} is a script-only dataset"
-            checked.add(value)
+        for source in sources(config):
+            assert HUB_ID.match(source.value), f"{config.recipe}: {source.key} = {source.value!r} is not org/name"
+            assert source.value not in SCRIPT_ONLY, f"{config.recipe}: {source.key} = {source.value!r} is a script"
+            checked.add(source.value)
     assert {"stanfordnlp/imdb", "community-datasets/yahoo_answers_topics", "distilbert/distilbert-base-uncased",
             "datificate/gpt2-small-spanish", "milistu/amazon-esci-data"} <= checked

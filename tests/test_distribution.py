@@ -6,6 +6,7 @@ model_parallel (JAX) the big kernels are really split as models/layouts.py says;
 a recipe's generation-based evaluation still work.
 """
 
+import dataclasses
 import json
 import re
 
@@ -21,6 +22,7 @@ from kerastune.generation.seq2seq import Seq2SeqGenerator
 from kerastune.models.layouts import LAYOUTS
 from kerastune.models.lora import enable_lora
 from kerastune.rl.policy import Seq2SeqValuePolicy
+from kerastune.recipes import load_config
 from kerastune.rl.ppo_trainer import PPOTrainer
 from kerastune.runtime import backend, compile_model_function, distribution_scope, replica_count
 from kerastune.training.fit import compile_for_training, without_preprocessor
@@ -142,8 +144,9 @@ def ppo_steps(mode, texts):
     with distribution_scope(mode):
         model = kerastune.load_model("tiny-t5", texts=texts, vocab_size=300)
         enable_lora(model, rank=4, alpha=8, seed=0)
-        trainer = PPOTrainer(Seq2SeqValuePolicy(model), model.preprocessor.tokenizer, learning_rate=1e-3,
-                             batch_size=16, mini_batch_size=8, output_min_length=4, output_max_length=8, seed=0)
+        ppo = dataclasses.replace(load_config("lora_ppo_detox").ppo, learning_rate=1e-3, batch_size=16,
+                                  mini_batch_size=8, output_min_length=4, output_max_length=8)
+        trainer = PPOTrainer(Seq2SeqValuePolicy(model), model.preprocessor.tokenizer, ppo, seed=0)
         queries = trainer.encode(texts[:16])
         stats = []
         for _ in range(2 if backend() == "jax" else 1):  # CI time: TF compiles per replica

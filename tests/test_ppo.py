@@ -1,6 +1,7 @@
 """PPO optimises: a tiny LoRA T5 learns to game a rule-based reward while KL to its reference stays bounded;
 and an interrupted PPO run resumes to the same result."""
 
+import dataclasses
 from collections import Counter
 
 import numpy as np
@@ -10,6 +11,7 @@ import kerastune
 from kerastune.models.lora import enable_lora
 from kerastune.rl.loop import run_ppo
 from kerastune.rl.policy import Seq2SeqValuePolicy
+from kerastune.recipes import load_config
 from kerastune.rl.ppo_trainer import PPOTrainer
 
 
@@ -18,12 +20,13 @@ def texts(news_rows):
     return [r["text"] for r in news_rows[:64]]
 
 
-def make_trainer(texts, seed=1, **settings):
+def make_trainer(texts, seed=1):
+    """The detox recipe's PPO settings, faster and with short responses."""
     model = kerastune.load_model("tiny-t5", texts=texts, vocab_size=300)
     enable_lora(model, rank=8, alpha=16, seed=0)
-    settings = {"learning_rate": 5e-4, "batch_size": 16, "mini_batch_size": 4, "ppo_epochs": 4,
-                "output_min_length": 6, "output_max_length": 12, "seed": seed, **settings}
-    return PPOTrainer(Seq2SeqValuePolicy(model), model.preprocessor.tokenizer, **settings)
+    ppo = dataclasses.replace(load_config("lora_ppo_detox").ppo, learning_rate=5e-4, batch_size=16,
+                              mini_batch_size=4, epochs=4, output_min_length=6, output_max_length=12)
+    return PPOTrainer(Seq2SeqValuePolicy(model), model.preprocessor.tokenizer, ppo, seed=seed)
 
 
 def test_ppo_raises_a_gameable_reward_with_bounded_kl(texts):

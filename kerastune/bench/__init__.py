@@ -58,10 +58,10 @@ def prepare(workdir: Path, size: str) -> dict:
     """Checkpoints and data both sides load; returns the plan the workers read."""
     from kerastune.bench.reference import write_checkpoint
     from kerastune.bench.workloads import MODELS, workloads
-    from kerastune.cli import RECIPES_DIR, load_recipe
+    from kerastune.recipes import RECIPES_DIR, load_config
 
     work = workloads(size)
-    recipe = load_recipe("instruction_tuning").Config()
+    recipe = load_config("instruction_tuning").data
     news_dir = write_news_splits(RECIPES_DIR / "data" / "news_sample", workdir / "news", work["pipeline"])
     with open(news_dir / "train.csv", newline="") as f:
         news = [recipe.prompt.format(text=r["text"]) for r in csv.DictReader(f)] + LABELS

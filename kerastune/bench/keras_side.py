@@ -143,13 +143,13 @@ def generation_throughput(workload, path, num_beams) -> dict:
 def recipe_pipeline(workload, path, data_dir, output_dir) -> dict:
     """The instruction_tuning recipe end to end (train, per-epoch validation accuracy, validation and test
     accuracy, checkpoints, plots, model save), with the seed's settings on the checkpoint and data given."""
-    from kerastune.cli import resolve_config, run_recipe
+    from kerastune.recipes import resolve, run
 
     overrides = [f"model={path}", f"dataset={data_dir}", f"output_dir={output_dir}", "resume=false",
                  f"max_train_samples={workload.train}", f"max_eval_samples={workload.validation}",
                  f"max_test_samples={workload.test}", f"epochs={workload.epochs}", "show_examples=0"]
-    recipe, config = resolve_config("instruction_tuning", None, overrides)
+    resolved = resolve("instruction_tuning", (), overrides)
     start = time.perf_counter()
-    metrics = run_recipe(recipe, config)
+    metrics = run(resolved.recipe, resolved.config)
     return {"seconds": time.perf_counter() - start, "validation_accuracy": metrics["validation_accuracy"],
             "test_accuracy": metrics["test_accuracy"]}

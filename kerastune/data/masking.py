@@ -43,10 +43,13 @@ def whole_word_masking(ids, word_ids, seed, mask_id, rate=0.2):
     return inputs, tf.where(chosen, ids, tf.cast(IGNORE, ids.dtype))
 
 
-def masked_lm_dataset(chunks, tokenizer, batch_size, masking="token", seed=0, shuffle=True, fixed_masks=False):
+def masked_lm_dataset(chunks, tokenizer, batch_size, masking="token", seed=0, shuffle=True, fixed_masks=False,
+                      drop_remainder=False):
     """Batched `(x, y, sample_weight)` for keras-hub's `DistilBertMaskedLM`, predicting every position.
 
     `chunks` is a dataset with `input_ids` and `word_ids` (see `data/mlm.py`).
+    Chunks all have one length; `drop_remainder` also fixes the batch size
+    (static shapes for XLA / TPU).
     """
     if masking not in ("token", "whole_word"):
         raise ValueError(f"masking must be 'token' or 'whole_word', got {masking!r}")
@@ -80,4 +83,4 @@ def masked_lm_dataset(chunks, tokenizer, batch_size, masking="token", seed=0, sh
         return x, tf.maximum(labels, 0), weight
 
     ds = tf.data.Dataset.zip((ds, seeds)).map(mask, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)

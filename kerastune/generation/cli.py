@@ -28,10 +28,11 @@ def load_for_generation(model_or_run_dir: str, num_beams=None, max_new_tokens=No
     model = load_model(str(path) if path.exists() else model_or_run_dir, revision=revision)
     if model_kind(model) not in ("seq2seq", "causal_lm", "masked_lm"):
         raise KerastuneError(f"generate supports seq2seq, causal and masked LMs; got {type(model).__name__}")
-    settings = dict(
-        max_new_tokens=max_new_tokens or saved.get("max_new_tokens", 32),
-        num_beams=num_beams or saved.get("num_beams", 1),
-        max_source_length=saved.get("max_source_length", 512),
+    generation, data = saved.get("generation", {}), saved.get("data", {})
+    settings = dict(  # run directories written before configs were nested have flat keys
+        max_new_tokens=max_new_tokens or generation.get("max_new_tokens", saved.get("max_new_tokens", 32)),
+        num_beams=num_beams or generation.get("num_beams", saved.get("num_beams", 1)),
+        max_source_length=data.get("max_source_length", saved.get("max_source_length", 512)),
     )
     return model, settings
 

@@ -9,8 +9,8 @@ seed notebook's decoder, batched and compiled.
 import keras_hub
 from keras import ops, random
 
-from kerastune.config import SAMPLERS
 from kerastune.errors import KerastuneError
+from kerastune.generation import SAMPLERS
 
 
 class EpsilonGreedySampler(keras_hub.samplers.Sampler):

@@ -6,10 +6,11 @@ one, a bad revision or a script-only dataset is one line at once, not after
 a gigabyte of data, and the user sees what will be downloaded and how big
 it is. `kerastune run --dry-run` prints the same and stops.
 
-Config keys: `model` / `*_model` name models (revision in `KEY_revision`),
-`dataset` / `*_dataset` name datasets (`KEY_config`, `KEY_split`,
-`KEY_revision`). Tiny models, local paths, bucket URLs and keras-hub preset
-names are not hub repositories and are shown as they are.
+Config keys: `model.name` and `reward.model` name models (with their
+section's `revision`); `data.dataset` names a dataset (with `data.config`,
+`data.split`, `data.revision`), `reward.dataset` a local one. Tiny models,
+local paths, bucket URLs and keras-hub preset names are not hub repositories
+and are shown as they are.
 """
 
 import dataclasses
@@ -19,17 +20,26 @@ from kerastune.hub.errors import Offline
 from kerastune.hub.models import plan_model
 
 
-def sources(config) -> list[tuple[str, str, str]]:
-    """(key, kind, value) for every model and dataset key with a value."""
-    found = []
-    for key, value in dataclasses.asdict(config).items():
-        if not isinstance(value, str) or not value:
-            continue
-        if key == "model" or key.endswith("_model"):
-            found.append((key, "model", value))
-        elif key == "dataset" or key.endswith("_dataset"):
-            found.append((key, "dataset", value))
-    return found
+@dataclasses.dataclass
+class Source:
+    key: str  # the config key that names it
+    kind: str  # "model" or "dataset"
+    value: str
+    revision: str = ""
+    config: str = ""  # datasets: the hub configuration
+    split: str = ""
+
+
+def sources(config) -> list[Source]:
+    """Every model and dataset the config names (those with a value)."""
+    data = config.data
+    found = [Source("model.name", "model", config.model.name, config.model.revision),
+             Source("data.dataset", "dataset", data.dataset, data.revision, data.config, getattr(data, "split", ""))]
+    reward = getattr(config, "reward", None)
+    if reward is not None:
+        found += [Source("reward.model", "model", reward.model, reward.revision),
+                  Source("reward.dataset", "dataset", reward.dataset)]
+    return [source for source in found if source.value]
 
 
 NOT_HUB = {"tiny": "tiny random model, built offline", "local": "local path", "remote": "bucket, copied at run time",
@@ -50,19 +60,18 @@ def _source(kind: str, value: str) -> str:
 def describe_sources(config) -> list[str]:
     """One line per model and dataset: what it is and, for hub repositories, what would be downloaded.
     Raises the one-line `KerastuneError` of the first hub problem."""
-    values = dataclasses.asdict(config)
     lines = []
-    for key, kind, value in sources(config):
-        source = _source(kind, value)
-        if source != "hub":
-            lines.append(f"{key}: {value} ({NOT_HUB[source]})")
-        elif kind == "model":
-            plan = plan_model(value.removeprefix("hf://"), values.get(f"{key}_revision", ""))
-            lines.append(f"{key}: " + plan.describe())
+    for source in sources(config):
+        found = _source(source.kind, source.value)
+        if found != "hub":
+            lines.append(f"{source.key}: {source.value} ({NOT_HUB[found]})")
+        elif source.kind == "model":
+            plan = plan_model(source.value.removeprefix("hf://"), source.revision)
+            lines.append(f"{source.key}: " + plan.describe())
         else:
-            split = values.get(f"{key}_split", "")
-            plan = plan_dataset(value, values.get(f"{key}_config", ""), values.get(f"{key}_revision", ""))
-            lines.append(f"{key}: " + plan.describe(split) + (f"; split {split}" if split else ""))
+            plan = plan_dataset(source.value, source.config, source.revision)
+            split = source.split
+            lines.append(f"{source.key}: " + plan.describe(split) + (f"; split {split}" if split else ""))
     return lines
 
 

@@ -21,6 +21,7 @@ import keras
 import numpy as np
 
 from kerastune.data.tf_dataset import bucket_width
+from kerastune.config import PPOConfig
 from kerastune.errors import KerastuneError
 from kerastune.generation.seq2seq import Seq2SeqGenerator
 from kerastune.models.lora import adapters_disabled
@@ -38,8 +39,6 @@ class LengthSampler:
     """Per-sample `max_new_tokens`, uniform over [min_value, max_value) like trl's `LengthSampler`."""
 
     def __init__(self, min_value, max_value, rng):
-        if not 0 < min_value < max_value:
-            raise KerastuneError(f"output lengths need 0 < min < max, got {min_value}..{max_value}")
         self.min_value, self.max_value, self.rng = min_value, max_value, rng
 
     def __call__(self, n) -> np.ndarray:
@@ -47,26 +46,25 @@ class LengthSampler:
 
 
 class PPOTrainer:
-    def __init__(self, policy, tokenizer, *, learning_rate=1.41e-5, batch_size=16, mini_batch_size=4, ppo_epochs=1,
-                 init_kl_coef=0.2, adaptive_kl=True, kl_target=6.0, kl_horizon=10000, gamma=1.0, lam=0.95,
-                 output_min_length=100, output_max_length=400, min_length=5, max_source_length=512, seed=0):
-        if batch_size % mini_batch_size:
-            raise KerastuneError(f"batch_size {batch_size} is not a multiple of mini_batch_size {mini_batch_size}")
-        if backend() == "jax" and mini_batch_size % replica_count():
-            raise KerastuneError(f"mini_batch_size {mini_batch_size} must be a multiple of the {replica_count()} "
+    """trl 0.11's PPO for a seq2seq policy; `ppo` holds trl's PPOConfig keys (config.PPOConfig)."""
+
+    def __init__(self, policy, tokenizer, ppo: PPOConfig, *, max_source_length=512, seed=0):
+        if backend() == "jax" and ppo.mini_batch_size % replica_count():
+            raise KerastuneError(f"mini_batch_size {ppo.mini_batch_size} must be a multiple of the {replica_count()} "
                                  "data-parallel replicas (JAX splits every minibatch evenly over them)")
         self.policy, self.tokenizer = policy, tokenizer
-        self.batch_size, self.mini_batch_size, self.ppo_epochs = batch_size, mini_batch_size, ppo_epochs
-        self.gamma, self.lam = gamma, lam
-        self.max_source_length, self.max_new_tokens = max_source_length, output_max_length
-        self.kl_ctl = (AdaptiveKLController(init_kl_coef, kl_target, kl_horizon) if adaptive_kl
-                       else FixedKLController(init_kl_coef))
+        self.batch_size, self.mini_batch_size, self.ppo_epochs = ppo.batch_size, ppo.mini_batch_size, ppo.epochs
+        self.gamma, self.lam = ppo.gamma, ppo.lam
+        self.max_source_length, self.max_new_tokens = max_source_length, ppo.output_max_length
+        self.kl_ctl = (AdaptiveKLController(ppo.init_kl_coef, ppo.kl_target, ppo.kl_horizon) if ppo.adaptive_kl
+                       else FixedKLController(ppo.init_kl_coef))
         self.rng = np.random.default_rng(seed)
-        self.length_sampler = LengthSampler(output_min_length, output_max_length, self.rng)
+        self.length_sampler = LengthSampler(ppo.output_min_length, ppo.output_max_length, self.rng)
         # transformers' min_length counts the decoder start token: min_length 5 = 4 new tokens.
-        self.generator = Seq2SeqGenerator(policy.seq2seq, tokenizer, max_new_tokens=output_max_length,
-                                          max_source_length=max_source_length, min_new_tokens=max(min_length - 1, 0))
-        policy.compile(optimizer=keras.optimizers.Adam(learning_rate, epsilon=1e-8))  # trl: torch Adam
+        self.generator = Seq2SeqGenerator(policy.seq2seq, tokenizer, max_new_tokens=ppo.output_max_length,
+                                          max_source_length=max_source_length,
+                                          min_new_tokens=max(ppo.min_length - 1, 0))
+        policy.compile(optimizer=keras.optimizers.Adam(ppo.learning_rate, epsilon=1e-8))  # trl: torch Adam
         policy.optimizer.build(policy.trainable_variables)
         self._policy_forward = compile_model_function(policy, policy.logprobs_and_values)
         self._reference_forward = compile_model_function(policy, policy.logprobs_and_values)  # adapters off

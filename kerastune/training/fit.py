@@ -28,6 +28,12 @@ def without_preprocessor(model):
         model.preprocessor = preprocessor
 
 
+def count_batches(dataset) -> int:
+    """Batches in one epoch: tf.data's count when it knows it, else one pass (length-bucketed batches)."""
+    known = int(dataset.cardinality())
+    return known if known >= 0 else sum(1 for _ in dataset)
+
+
 def compile_for_training(model, optimizer):
     model.compile(optimizer=optimizer, loss=token_loss(), weighted_metrics=token_metrics())
     # Built here, eagerly: built inside the first traced train step, the optimizer's variables make
