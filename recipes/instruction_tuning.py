@@ -142,8 +142,11 @@ def main(config: Config) -> dict:
         score=lambda p, r: {"accuracy": exact_match(p, r)["accuracy"]},
         batch_size=config.eval.batch_size,
     )
-    history = fit(model, train_ds, epochs=train_settings.epochs, run_dir=run_dir, optimizer=optimizer,
-                  callbacks=[evaluation], resume=train_settings.resume, keep_checkpoints=train_settings.keep_checkpoints)
+    history = fit(
+        model, train_ds,
+        epochs=train_settings.epochs, run_dir=run_dir, optimizer=optimizer, callbacks=[evaluation],
+        resume=train_settings.resume, keep_checkpoints=train_settings.keep_checkpoints,
+    )
 
     # Step 4: inference and the exact-match metric on validation and test.
     metrics = {"train_loss": float(history[-1]["loss"]) if history else float("nan")}

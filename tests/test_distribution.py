@@ -21,8 +21,8 @@ from kerastune.errors import KerastuneError
 from kerastune.generation.seq2seq import Seq2SeqGenerator
 from kerastune.models.layouts import LAYOUTS
 from kerastune.models.lora import enable_lora
-from kerastune.rl.policy import Seq2SeqValuePolicy
 from kerastune.recipes import load_config
+from kerastune.rl.policy import Seq2SeqValuePolicy
 from kerastune.rl.ppo_trainer import PPOTrainer
 from kerastune.runtime import backend, compile_model_function, distribution_scope, replica_count
 from kerastune.training.fit import compile_for_training, without_preprocessor

@@ -9,9 +9,9 @@ import pytest
 
 import kerastune
 from kerastune.models.lora import enable_lora
+from kerastune.recipes import load_config
 from kerastune.rl.loop import run_ppo
 from kerastune.rl.policy import Seq2SeqValuePolicy
-from kerastune.recipes import load_config
 from kerastune.rl.ppo_trainer import PPOTrainer
 
 

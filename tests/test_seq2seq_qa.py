@@ -32,13 +32,12 @@ def test_qa_recipe_learns_and_writes_its_run_directory(tmp_path, capsys):
 
 def test_yahoo_answers_topics_rows_become_prefixed_questions():
     """The default dataset's columns: the question is its title plus its details when there are any."""
-    from kerastune.cli import load_recipe
+    from kerastune.recipes import load_config, load_recipe
 
     recipe = load_recipe("seq2seq_qa")
-    config = recipe.Config()
     rows = [{"question_title": "Why is the sky blue?", "question_content": " I wonder. ", "best_answer": "Light."},
             {"question_title": "Best pizza?", "question_content": "", "best_answer": None}]
-    inputs, targets = recipe.to_pairs(rows, config)
+    inputs, targets = recipe.to_pairs(rows, load_config("seq2seq_qa").data)
     assert inputs == ["Please answer this question: Why is the sky blue? I wonder.",
                       "Please answer this question: Best pizza?"]
     assert targets == ["Light.", ""]

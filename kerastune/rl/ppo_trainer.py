@@ -20,8 +20,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from kerastune.data.tf_dataset import bucket_width
 from kerastune.config import PPOConfig
+from kerastune.data.tf_dataset import bucket_width
 from kerastune.errors import KerastuneError
 from kerastune.generation.seq2seq import Seq2SeqGenerator
 from kerastune.models.lora import adapters_disabled

@@ -4,4 +4,5 @@ from kerastune.training.callbacks import BestMetric, GenerationEvaluation, plot_
 from kerastune.training.fit import count_batches, fit, without_preprocessor
 from kerastune.training.optimizer import create_optimizer
 
-__all__ = ["BestMetric", "GenerationEvaluation", "count_batches", "create_optimizer", "fit", "plot_history", "without_preprocessor"]
+__all__ = ["BestMetric", "GenerationEvaluation", "count_batches", "create_optimizer", "fit", "plot_history",
+           "without_preprocessor"]
