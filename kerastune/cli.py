@@ -8,7 +8,6 @@ import argparse
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 
 from kerastune.errors import KerastuneError
@@ -31,13 +30,13 @@ def cmd_run(args):
         return
     print(resolved.describe())
     if args.dry_run:  # the resolved settings, and what the hub has for each model and dataset; no download
-        from kerastune.hub.preflight import describe_sources
+        from kerastune.preflight import describe_sources
 
         print(to_toml(resolved.config), end="")
         for line in describe_sources(resolved.config):
             print(line)
         return
-    from kerastune.hub.preflight import preflight
+    from kerastune.preflight import preflight
 
     preflight(resolved.config)
     run(resolved.recipe, resolved.config)
@@ -181,38 +180,16 @@ def build_parser():
     return parser
 
 
-def quiet_logs(debug: bool):
-    """TensorFlow's C++ log lines only with --debug.
-
-    TensorFlow's native libraries log as they load (oneDNN, CUDA probing, CPU
-    features), before any log level applies, so Keras and keras-hub (which
-    load them) are imported here with the process's stderr pointed at
-    /dev/null; an import error still shows, after stderr is back.
-    """
-    if debug:
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    warnings.filterwarnings("ignore")
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        import keras  # noqa: F401
-        import keras_hub  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def main(argv=None):
     return execute(build_parser().parse_args(argv))
 
 
 def execute(args) -> int:
     """Run a parsed command: bad input is one `error: ...` line and status 2 (a traceback with --debug)."""
-    quiet_logs(args.debug)
+    if args.debug:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # TensorFlow's C++ log lines
+    else:
+        import kerastune.quiet  # noqa: F401
     try:
         args.func(args)
     except KerastuneError as e:

@@ -41,7 +41,7 @@ def register(module):
 
 def load_script(path) -> object:
     """Import a recipe script by path; it must define RECIPE, Config and main."""
-    path = Path(path).resolve()
+    path = Path(path).expanduser().resolve()
     if path in _loaded:
         return _loaded[path]
     if not path.is_file():

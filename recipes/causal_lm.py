@@ -23,6 +23,7 @@ import json
 import math
 import time
 
+import kerastune.quiet  # noqa: F401  (first: TensorFlow's load-time log lines only with --debug)
 from kerastune.config import (
     DataConfig,
     DistributionConfig,

@@ -16,6 +16,7 @@ Settings: instruction_tuning.toml beside this file.
 import dataclasses
 import time
 
+import kerastune.quiet  # noqa: F401  (first: TensorFlow's load-time log lines only with --debug)
 from kerastune.config import (
     DataConfig,
     DistributionConfig,

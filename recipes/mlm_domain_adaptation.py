@@ -20,6 +20,7 @@ import dataclasses
 import math
 import time
 
+import kerastune.quiet  # noqa: F401  (first: TensorFlow's load-time log lines only with --debug)
 from kerastune.config import DataConfig, DistributionConfig, EvalConfig, ModelConfig, RecipeConfig, TrainConfig
 from kerastune.data import load_splits, require_columns, require_rows
 from kerastune.data.masking import masked_lm_dataset

@@ -1,6 +1,7 @@
 """Configs: a recipe's TOML is its defaults; overlays, --set, flat aliases and bad keys."""
 
 import dataclasses
+import shlex
 import shutil
 from pathlib import Path
 
@@ -137,7 +138,7 @@ def test_default_hub_ids_are_ones_the_pinned_libraries_load():
     """Every model and dataset a recipe names by default (its TOML, its TPU overlay) is a namespaced hub id
     (`datasets` breaks on bare ones) and not a script-only dataset (`datasets` >= 4 refuses loading scripts)."""
     from kerastune.hub.ids import HUB_ID, SCRIPT_ONLY
-    from kerastune.hub.preflight import sources
+    from kerastune.preflight import sources
 
     configs = [load_config(name) for name in RECIPES]
     configs += [load_config(str(path)) for path in sorted((ROOT / "tpu" / "configs").glob("*.toml"))]
@@ -149,3 +150,29 @@ def test_default_hub_ids_are_ones_the_pinned_libraries_load():
             checked.add(source.value)
     assert {"stanfordnlp/imdb", "community-datasets/yahoo_answers_topics", "distilbert/distilbert-base-uncased",
             "datificate/gpt2-small-spanish", "milistu/amazon-esci-data"} <= checked
+
+
+def readme_run_commands():
+    """Every `kerastune run ...` line in the README files' code blocks, as argument lists."""
+    commands = []
+    for readme in (ROOT / "README.md", ROOT / "tpu" / "README.md"):
+        for line in readme.read_text().splitlines():
+            line = line.strip().strip("`")
+            if line.startswith("kerastune run "):
+                commands.append(shlex.split(line.split(" #")[0].split("`")[0])[1:])
+    return commands
+
+
+def test_every_run_command_in_the_readme_resolves(tmp_path, capsys):
+    """Users' commands keep working: each resolves to a config (with --print-config: nothing runs)."""
+    from kerastune.cli import main
+
+    (tmp_path / "my_settings.toml").write_text("[train]\nepochs = 1\n")
+    (tmp_path / "my_lm").mkdir()
+    shutil.copy(ROOT / "recipes" / "causal_lm.py", tmp_path / "my_lm")  # the README's copied recipe
+    commands = readme_run_commands()
+    assert len(commands) >= 12
+    for command in commands:
+        command = [str(tmp_path / a) if a.startswith(("my_settings.toml", "my_lm/")) else a for a in command]
+        command = [a for a in command if a != "--dry-run"]
+        assert main([*command, "--print-config"]) == 0, (command, capsys.readouterr().err)

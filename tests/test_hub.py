@@ -132,16 +132,16 @@ def test_each_recipe_runs_from_its_default_hub_ids(hub, recipe, tmp_path, capsys
     assert code == 0, err[-2000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["recipe"] == recipe and not any(isinstance(v, float) and np.isnan(v) for v in metrics.values())
-    assert "model: " in out and "dataset: " in out  # the preflight said what comes from the hub
+    assert "model.name: " in out and "data.dataset: " in out  # the preflight said what comes from the hub
 
 
 def test_dry_run_resolves_everything_and_downloads_nothing(hub, capsys):
     hub.requests.clear()
     assert main(["run", "causal_lm", "--dry-run", "--set", "model_revision=refs/pr/1"]) == 0
     out = capsys.readouterr().out
-    assert 'model = "datificate/gpt2-small-spanish"' in out and 'model_revision = "refs/pr/1"' in out
-    assert "model: model datificate/gpt2-small-spanish@refs/pr/1" in out and "model.safetensors (" in out
-    assert "dataset: dataset milistu/amazon-esci-data@main" in out and "config 'products'" in out
+    assert '[model]\nname = "datificate/gpt2-small-spanish"\nrevision = "refs/pr/1"\n' in out
+    assert "model.name: model datificate/gpt2-small-spanish@refs/pr/1" in out and "model.safetensors (" in out
+    assert "data.dataset: dataset milistu/amazon-esci-data@main" in out and "config 'products'" in out
     assert not [r for r in hub.requests if r.startswith("GET") and r.endswith((".bin", ".safetensors"))]
 
 

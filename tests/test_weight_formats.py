@@ -24,7 +24,7 @@ from make_reviews_sample import make_rows as reviews
 import kerastune
 from kerastune.cli import main
 from kerastune.errors import KerastuneError
-from kerastune.models.weights import UnsafeCheckpointError, read_weights
+from kerastune.weights import UnsafeCheckpointError, read_weights
 
 HERE = Path(__file__).parent
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from kerastune.errors import KerastuneError
 from kerastune.hub.errors import Offline, hub_errors_as_lines, not_cached
 from kerastune.hub.ids import namespaced
+from kerastune.weights import UNREADABLE, choose_weight_files
 
 SIDE_FILES = (".json", ".txt", ".model", ".tiktoken")  # config, tokenizer, vocabulary files (top level only)
 
@@ -51,8 +52,6 @@ def human(size: int) -> str:
 def plan_model(repo_id: str, revision: str = "") -> ModelFiles:
     """The files `download_model` would fetch (metadata requests, plus the shard index of a sharded checkpoint)."""
     from huggingface_hub import HfApi, hf_hub_download
-
-    from kerastune.models.weights import UNREADABLE, choose_weight_files  # here: kerastune.models imports this module
 
     repo_id, revision = namespaced("models", repo_id), revision or "main"
     with hub_errors_as_lines("model", repo_id, revision):

@@ -1,4 +1,4 @@
-"""Reading Hugging Face checkpoint directories: `config.json` (weights: `kerastune.models.weights`)."""
+"""Reading Hugging Face checkpoint directories: `config.json` (weights: `kerastune.weights`)."""
 
 import json
 from pathlib import Path

@@ -4,7 +4,7 @@ keras-hub converts many HF families (GPT-2, DistilBERT, RoBERTa, Llama,
 Qwen, Gemma, Mistral, ...) but reads only `model.safetensors` (single or
 sharded). Its converters take the weights through a loader object with
 `get_tensor(name)` / `port_weight(variable, name, hook)`; this module hands
-them one that reads any format `kerastune.models.weights` reads
+them one that reads any format `kerastune.weights` reads
 (`pytorch_model.bin` included), so every keras-hub family gets them too.
 The config and tokenizer conversion stay keras-hub's.
 """
@@ -18,7 +18,7 @@ from keras_hub.src.utils.transformers.safetensor_utils import SafetensorLoader
 
 from kerastune.errors import KerastuneError
 from kerastune.models.hf_files import read_config
-from kerastune.models.weights import read_weights
+from kerastune.weights import read_weights
 
 
 class WeightsLoader(SafetensorLoader):

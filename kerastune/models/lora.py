@@ -30,7 +30,7 @@ import keras
 import numpy as np
 
 from kerastune.errors import KerastuneError
-from kerastune.models.weights.safetensors_file import read_safetensors_file
+from kerastune.weights.safetensors_file import read_safetensors_file
 
 T5_TARGETS = ("query_projector", "value_projector")
 PEFT_T5_NAMES = {"q": "query_projector", "k": "key_projector", "v": "value_projector", "o": "output_projector"}

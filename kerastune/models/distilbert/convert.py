@@ -11,7 +11,7 @@ import keras_hub
 
 from kerastune.errors import KerastuneError
 from kerastune.models.hf_loader import from_hf_directory
-from kerastune.models.weights import read_weights
+from kerastune.weights import read_weights
 
 
 def match_head_epsilon(model):

@@ -16,7 +16,7 @@ import numpy as np
 from kerastune.errors import KerastuneError
 from kerastune.models.gpt2.tokenizer import gpt2_tokenizer, read_vocabulary
 from kerastune.models.hf_loader import from_hf_directory
-from kerastune.models.weights import weight_names
+from kerastune.weights import weight_names
 
 SUPPORTED = {
     "activation_function": ("gelu_new", "gelu_pytorch_tanh"),

@@ -20,7 +20,7 @@ from kerastune.errors import KerastuneError
 from kerastune.models.gpt2.tokenizer import read_vocabulary
 from kerastune.models.hf_loader import from_hf_directory
 from kerastune.models.labels import set_labels
-from kerastune.models.weights import read_weights
+from kerastune.weights import read_weights
 
 HEAD = ("classifier.dense.weight", "classifier.dense.bias", "classifier.out_proj.weight", "classifier.out_proj.bias")
 

@@ -22,7 +22,7 @@ import numpy as np
 from kerastune.errors import KerastuneError
 from kerastune.models.activations import HF_ACTIVATIONS
 from kerastune.models.hf_files import read_config
-from kerastune.models.weights import read_weights
+from kerastune.weights import read_weights
 
 
 def backbone_kwargs(config: dict) -> dict:

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from kerastune.errors import KerastuneError
-from kerastune.models.weights.safetensors_file import read_header, read_safetensors_file
-from kerastune.models.weights.torch_file import UnsafeCheckpointError, read_torch_file
+from kerastune.weights.safetensors_file import read_header, read_safetensors_file
+from kerastune.weights.torch_file import UnsafeCheckpointError, read_torch_file
 
 # (single file, index of shards) per format, best first.
 FORMATS = (
