@@ -56,7 +56,7 @@ def masked_lm_dataset(token_lists, batch_size, tokenizer, seed=0):
     """Variable-length masked-LM batches: the recipe's token masking (15%, 80/10/10) in tf.data, then
     bucketing and padding like the seq2seq data (transformers' collator pads each batch the same way)."""
     from kerastune.data.masking import IGNORE, token_masking
-    from kerastune.data.tf_dataset import bucket_boundaries, pad_to_multiple
+    from kerastune.data.tokens import PAD_MULTIPLE, bucket_boundaries, pad_to_multiple
 
     specials = tf.constant([tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id], tf.int32)
     mask_id, vocab = tokenizer.mask_token_id, tokenizer.vocabulary_size()
@@ -76,7 +76,7 @@ def masked_lm_dataset(token_lists, batch_size, tokenizer, seed=0):
     )
 
     def to_model_inputs(inputs, labels):
-        inputs, labels = pad_to_multiple(inputs, 8), pad_to_multiple(labels, 8, pad_id=IGNORE)
+        inputs, labels = pad_to_multiple(inputs, PAD_MULTIPLE), pad_to_multiple(labels, PAD_MULTIPLE, pad_id=IGNORE)
         width = tf.shape(inputs)[1]
         positions = tf.tile(tf.range(width)[None, :], [tf.shape(inputs)[0], 1])
         x = {"token_ids": inputs, "padding_mask": tf.not_equal(inputs, 0), "mask_positions": positions}

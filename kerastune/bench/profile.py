@@ -97,7 +97,7 @@ def profile_generation(checkpoint: str, num_beams=1, size="quick") -> dict:
     # XLA reads its flags when it first compiles: per-kernel trace events for the search.
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_enable_xprof_traceme=true").strip()
     from kerastune.bench.workloads import workloads
-    from kerastune.data.tf_dataset import bucket_width
+    from kerastune.data.tokens import bucket_width
     from kerastune.generation.seq2seq import Seq2SeqGenerator
     from kerastune.models import load_model
 

@@ -16,7 +16,7 @@ GPT-2 has no pad token, and `<|endoftext|>` inside a text is a real label.
 import numpy as np
 import tensorflow as tf
 
-from kerastune.data.tf_dataset import bucket_boundaries
+from kerastune.data.tokens import PAD_MULTIPLE, bucket_boundaries
 from kerastune.errors import KerastuneError
 
 
@@ -56,7 +56,7 @@ def _shift(ids, mask, multiple):
     return x, ids[:, 1:], tf.cast(mask[:, 1:], tf.float32)
 
 
-def causal_lm_dataset(examples, batch_size: int, max_length: int, shuffle=True, seed=0, pad_to_multiple_of=8,
+def causal_lm_dataset(examples, batch_size: int, max_length: int, shuffle=True, seed=0, pad_to_multiple_of=PAD_MULTIPLE,
                       static_shapes=False):
     """A batched, bucketed, prefetched `tf.data.Dataset` of (x, y, sample_weight).
 

@@ -3,7 +3,7 @@
 Tokenization runs inside tf.data. Examples are shuffled (seeded, reshuffled
 every epoch), grouped into buckets of similar source length and each batch
 is padded to its own longest sequence (rounded up to a multiple of 8, which
-bounds the number of shapes XLA compiles), not to a global maximum like the
+bounds the number of shapes XLA compiles: data/tokens.py), not to a global maximum like the
 seed's 400. `static_shapes=True` pads to the bucket boundary instead, so XLA
 and TPUs see a handful of fixed shapes.
 
@@ -16,25 +16,7 @@ padding, so padding carries no loss.
 
 import tensorflow as tf
 
-DEFAULT_BOUNDARIES = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512)
-
-
-def bucket_boundaries(max_length: int, boundaries=None) -> list[int]:
-    """Upper bucket edges (exclusive) up to and including `max_length + 1`."""
-    edges = [b for b in (boundaries or DEFAULT_BOUNDARIES) if b <= max_length]
-    return sorted(set(edges + [max_length + 1]))
-
-
-def bucket_width(longest: int, max_length: int) -> int:
-    """The padded width for a batch whose longest row has `longest` tokens: the next bucket edge
-    (less one), so a whole run compiles only a few shapes."""
-    return next(e - 1 for e in bucket_boundaries(max_length) if e > longest)
-
-
-def _tokenize(tokenizer, text, max_length, end_id):
-    """Token ids of one string, truncated to leave room for the end token, then the end token."""
-    ids = tf.cast(tokenizer(text), tf.int32)[: max_length - 1]
-    return tf.concat([ids, tf.constant([end_id], tf.int32)], axis=0)
+from kerastune.data.tokens import PAD_MULTIPLE, bucket_boundaries, pad_to_multiple, with_end_token_tf
 
 
 def tokenize_pairs(sources, targets, tokenizer, max_source_length, max_target_length):
@@ -44,18 +26,11 @@ def tokenize_pairs(sources, targets, tokenizer, max_source_length, max_target_le
 
     def tokenize(src, tgt):
         return (
-            _tokenize(tokenizer, src, max_source_length, end_id),
-            _tokenize(tokenizer, tgt, max_target_length, end_id),
+            with_end_token_tf(tf.cast(tokenizer(src), tf.int32), max_source_length, end_id),
+            with_end_token_tf(tf.cast(tokenizer(tgt), tf.int32), max_target_length, end_id),
         )
 
     return ds.map(tokenize, num_parallel_calls=tf.data.AUTOTUNE)
-
-
-def pad_to_multiple(ids, multiple, pad_id=0):
-    """Pad the length axis up to a multiple, bounding how many shapes XLA compiles."""
-    length = tf.shape(ids)[1]
-    extra = (multiple - length % multiple) % multiple
-    return tf.pad(ids, [[0, 0], [0, extra]], constant_values=pad_id)
 
 
 def to_model_inputs(src_ids, tgt_ids, pad_id=0):
@@ -86,7 +61,7 @@ def prepare_tf_dataset(
     seed: int = 0,
     boundaries=None,
     static_shapes: bool = False,
-    pad_to_multiple_of: int = 8,
+    pad_to_multiple_of: int = PAD_MULTIPLE,
 ):
     """Batched, bucketed, prefetched seq2seq training data (see module docstring)."""
     ds = tokenize_pairs(sources, targets, tokenizer, max_source_length, max_target_length)
@@ -95,7 +70,7 @@ def prepare_tf_dataset(
 
 
 def batch_pairs(ds, size, batch_size, max_source_length, max_target_length, shuffle=True, seed=0, boundaries=None,
-                static_shapes=False, pad_to_multiple_of=8):
+                static_shapes=False, pad_to_multiple_of=PAD_MULTIPLE):
     """Shuffle, bucket, pad and batch a dataset of `size` (source_ids, target_ids) pairs (already tokenized)."""
     if shuffle:
         ds = ds.shuffle(size, seed=seed, reshuffle_each_iteration=True)

@@ -22,6 +22,7 @@ it by itself when run under JAX).
 import keras
 import tensorflow as tf
 
+from kerastune.data.tokens import causal_prompt_tf, with_end_token_tf
 from kerastune.errors import KerastuneError
 from kerastune.generation.seq2seq import Seq2SeqGenerator
 from kerastune.models import model_kind
@@ -29,9 +30,7 @@ from kerastune.models import model_kind
 
 def _encode(tokenizer, texts, max_length, end_id, pad_id):
     """Strings -> (ids, mask): tokens truncated to `max_length - 1`, then `</s>`, padded."""
-    pieces = tf.cast(tokenizer(texts), tf.int32)[:, : max_length - 1]
-    ends = tf.fill([pieces.nrows(), 1], tf.constant(end_id, tf.int32))
-    pieces = tf.concat([pieces, tf.RaggedTensor.from_tensor(ends)], axis=1)
+    pieces = with_end_token_tf(tf.cast(tokenizer(texts), tf.int32), max_length, end_id)
     ids = pieces.to_tensor(default_value=pad_id)
     return ids, tf.cast(tf.not_equal(ids, pad_id), tf.int32)
 
@@ -112,17 +111,15 @@ def export_causal_lm(model, out_dir, max_new_tokens=32, **strategy):
     model.sampler = generator.sampler  # read by `generate_step` when the endpoint is traced
 
     def serve(prompts):
-        pieces = tf.cast(tokenizer(prompts), tf.int32)[:, -room:]  # long prompts keep their last tokens
+        pieces = causal_prompt_tf(tf.cast(tokenizer(prompts), tf.int32), room, end_id)  # as `generate`
         lengths = tf.cast(pieces.row_lengths(), tf.int32)
         width = tf.reduce_max(lengths) + max_new_tokens
         ids = pieces.to_tensor(default_value=filler)
         ids = tf.pad(ids, [[0, 0], [0, width - tf.shape(ids)[1]]], constant_values=filler)
-        first = (tf.range(width)[None, :] == 0) & (lengths[:, None] == 0)
-        ids = tf.where(first, end_id, ids)  # an empty prompt starts from <|endoftext|>, as in generate
-        prompt_mask = tf.sequence_mask(tf.maximum(lengths, 1), width)
+        prompt_mask = tf.sequence_mask(lengths, width)
         out = model.generate_step({"token_ids": ids, "padding_mask": prompt_mask}, stop_token_ids=(end_id,))
         # The text: prompt + at most `max_new_tokens` new tokens, without <|endoftext|> (as `generate`).
-        within = tf.range(width)[None, :] < tf.maximum(lengths, 1)[:, None] + max_new_tokens
+        within = tf.range(width)[None, :] < lengths[:, None] + max_new_tokens
         keep = out["padding_mask"] & tf.not_equal(out["token_ids"], end_id) & within
         text = tf.reshape(tokenizer.detokenize(tf.ragged.boolean_mask(out["token_ids"], keep)), [-1])
         return {"text": text, "token_ids": out["token_ids"], "padding_mask": tf.cast(keep, tf.int32)}

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kerastune.data.tf_dataset import bucket_width
+from kerastune.data.tokens import bucket_width, causal_prompt
 from kerastune.errors import KerastuneError
 from kerastune.generation.samplers import make_sampler, resolve_sampler_name
 from kerastune.generation.search import beam_search
@@ -67,7 +67,7 @@ class CausalLMGenerator:
             raise KerastuneError(
                 f"max_new_tokens {self.max_new_tokens} leaves no room for a prompt in {self.max_positions} positions")
         pieces = self.tokenizer(list(prompts))
-        return [[int(t) for t in np.asarray(p)][-room:] or [self.eos_id] for p in pieces]
+        return [causal_prompt(np.asarray(p), room, self.eos_id) for p in pieces]
 
     def decode(self, ids) -> str:
         return to_str(self.tokenizer.detokenize([list(ids)])[0]) if len(ids) else ""

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kerastune.data.tf_dataset import bucket_width
+from kerastune.data.tokens import bucket_width, with_end_token
 from kerastune.generation.search import beam_search, greedy_search, sample_search
 from kerastune.models.t5 import decoding
 from kerastune.runtime import compile_model_function, stateless_uniform
@@ -158,7 +158,7 @@ class Seq2SeqGenerator:
     def tokenize(self, prompts) -> list[list[int]]:
         """Token ids of each prompt, truncated to `max_source_length` with `</s>` last."""
         pieces = self.tokenizer(list(prompts))
-        return [[int(t) for t in np.asarray(p)][: self.max_source_length - 1] + [self.eos_id] for p in pieces]
+        return [with_end_token(np.asarray(p), self.max_source_length, self.eos_id) for p in pieces]
 
     def pad(self, pieces, length=None):
         """(ids, mask) matrices, padded to `length` (default: the longest)."""

@@ -8,7 +8,6 @@ history.csv, writes them to TensorBoard and saves a checkpoint, so an
 interrupted run resumes at the step after the last one it finished.
 """
 
-import csv
 import shutil
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import keras
 import numpy as np
 
 from kerastune.errors import KerastuneError
-from kerastune.training.callbacks import read_history
+from kerastune.training.run_dir import append_history, keep_history, read_history
 
 PROGRESS_STATS = ("objective/kl", "ppo/mean_scores", "ppo/returns/mean", "ppo/policy/advantages_mean")
 
@@ -41,8 +40,8 @@ def run_ppo(trainer, queries, score_fn, steps, run_dir, resume=True, seed=0, ver
     rows = []
     if resume and (checkpoint / "state.json").is_file():
         trainer.load_state(checkpoint)
-        rows = [{k: float(v) for k, v in r.items()} for r in read_history(history_csv)][:trainer.steps_done]
-        _write_rows(history_csv, rows)
+        keep_history(history_csv, trainer.steps_done)
+        rows = [{k: float(v) for k, v in r.items()} for r in read_history(history_csv)]
         print(f"resuming PPO after step {trainer.steps_done} of {steps} from {checkpoint}")
     else:
         shutil.rmtree(checkpoint, ignore_errors=True)
@@ -60,27 +59,12 @@ def run_ppo(trainer, queries, score_fn, steps, run_dir, resume=True, seed=0, ver
         stats = trainer.step(batch_ids, responses, scores)
         row = {"step": step + 1, **stats}
         rows.append(row)
-        _append_row(history_csv, row)
+        append_history(history_csv, row)
         _log_scalars(writer, row)
         trainer.save_state(checkpoint)
         if bar:
             bar.update(step + 1, values=[(name, stats[name]) for name in PROGRESS_STATS])
     return rows
-
-
-def _append_row(path, row):
-    new = not path.is_file()
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(row))
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-
-
-def _write_rows(path, rows):
-    path.unlink(missing_ok=True)
-    for row in rows:
-        _append_row(path, row)
 
 
 def _tensorboard_writer(log_dir):

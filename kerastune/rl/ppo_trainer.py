@@ -13,15 +13,13 @@ It returns trl's statistics under trl's names.
 """
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from kerastune.config import PPOConfig
-from kerastune.data.tf_dataset import bucket_width
+from kerastune.data.tokens import bucket_width
 from kerastune.errors import KerastuneError
 from kerastune.generation.seq2seq import Seq2SeqGenerator
 from kerastune.models.lora import adapters_disabled
@@ -33,6 +31,7 @@ from kerastune.rl.ppo_math import (
     masked_mean,
 )
 from kerastune.runtime import backend, compile_model_function, replica_count, variable_values
+from kerastune.training.run_dir import atomic_path
 
 
 class LengthSampler:
@@ -170,16 +169,12 @@ class PPOTrainer:
     # ---- checkpoints: trainable weights + dropout seed, Adam's state, the KL coefficient, the RNG ----
 
     def save_state(self, path):
-        path = Path(path)
-        partial = path.with_name(path.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-        np.savez(partial / "weights.npz", *variable_values(self.policy.state_variables()))
-        np.savez(partial / "optimizer.npz", *variable_values(self.policy.optimizer.variables))
-        state = {"steps_done": self.steps_done, "kl_coef": self.kl_ctl.value, "rng": self.rng.bit_generator.state}
-        (partial / "state.json").write_text(json.dumps(state))
-        shutil.rmtree(path, ignore_errors=True)
-        os.replace(partial, path)
+        with atomic_path(path, folder=True) as partial:
+            np.savez(partial / "weights.npz", *variable_values(self.policy.state_variables()))
+            np.savez(partial / "optimizer.npz", *variable_values(self.policy.optimizer.variables))
+            state = {"steps_done": self.steps_done, "kl_coef": self.kl_ctl.value,
+                     "rng": self.rng.bit_generator.state}
+            (partial / "state.json").write_text(json.dumps(state))
 
     def load_state(self, path):
         path = Path(path)

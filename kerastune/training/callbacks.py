@@ -1,11 +1,11 @@
 """Callbacks: generation-based evaluation each epoch, history files, plots."""
 
-import csv
 import json
-import os
 from pathlib import Path
 
 import keras
+
+from kerastune.training.run_dir import atomic_path, read_history, write_text
 
 
 class GenerationEvaluation(keras.callbacks.Callback):
@@ -68,20 +68,10 @@ class BestMetric(keras.callbacks.Callback):
             return
         best = self.best()
         if not best or self.better(float(value), best["value"]):
-            if self.weights_path:  # written aside, then renamed: a kill never leaves half a file
-                weights = Path(self.weights_path)
-                partial = weights.with_name("partial-" + weights.name)
-                self.model.save_weights(str(partial))
-                os.replace(partial, weights)
-            self.path.write_text(json.dumps({"monitor": self.monitor, "epoch": epoch + 1, "value": float(value)}))
-
-
-def read_history(path) -> list[dict]:
-    path = Path(path)
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+            if self.weights_path:
+                with atomic_path(self.weights_path) as partial:
+                    self.model.save_weights(str(partial))
+            write_text(self.path, json.dumps({"monitor": self.monitor, "epoch": epoch + 1, "value": float(value)}))
 
 
 def plot_history(history_csv, out_dir, names=None) -> list[Path]:

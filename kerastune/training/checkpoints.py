@@ -2,8 +2,8 @@
 
 A checkpoint is a folder `checkpoints/epoch-NNN/` with `model.weights.h5`,
 `optimizer.npz` and `state.json` (epoch, logs). It is written under a
-temporary name and renamed when complete, so a run killed mid-save leaves
-the previous checkpoint intact. A model with LoRA adapters is saved with
+temporary name and renamed when complete (run_dir.atomic_path), so a run
+killed mid-save leaves the previous checkpoint intact. A model with LoRA adapters is saved with
 them switched off (Keras would merge them into the kernels, and zero them
 on load) plus `adapters.npz`, so a resumed run keeps base and adapter apart. Rerunning the same command finds the newest
 complete checkpoint and continues from the epoch after it.
@@ -18,6 +18,7 @@ import numpy as np
 
 from kerastune.models.lora import adapters_disabled, load_adapters, lora_layers, save_adapters
 from kerastune.runtime import variable_values
+from kerastune.training.run_dir import atomic_path
 
 
 def list_checkpoints(directory) -> list[Path]:
@@ -29,21 +30,16 @@ def list_checkpoints(directory) -> list[Path]:
 
 
 def save_checkpoint(directory, model, optimizer, epoch: int, logs: dict, keep: int = 3) -> Path:
-    directory = Path(directory)
-    final = directory / f"epoch-{epoch:03d}"
-    partial = directory / f".epoch-{epoch:03d}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    with adapters_disabled(model):
-        model.save_weights(partial / "model.weights.h5")
-    if lora_layers(model):
-        save_adapters(model, partial / "adapters")
-    np.savez(partial / "optimizer.npz", *variable_values(optimizer.variables))
-    state = {"epoch": epoch, "logs": {k: float(v) for k, v in (logs or {}).items()}}
-    (partial / "state.json").write_text(json.dumps(state, indent=2))
-    shutil.rmtree(final, ignore_errors=True)
-    partial.rename(final)
-    for old in list_checkpoints(directory)[:-keep] if keep > 0 else []:
+    final = Path(directory) / f"epoch-{epoch:03d}"
+    with atomic_path(final, folder=True) as partial:
+        with adapters_disabled(model):
+            model.save_weights(partial / "model.weights.h5")
+        if lora_layers(model):
+            save_adapters(model, partial / "adapters")
+        np.savez(partial / "optimizer.npz", *variable_values(optimizer.variables))
+        state = {"epoch": epoch, "logs": {k: float(v) for k, v in (logs or {}).items()}}
+        (partial / "state.json").write_text(json.dumps(state, indent=2))
+    for old in list_checkpoints(final.parent)[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final
 

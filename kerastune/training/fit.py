@@ -6,15 +6,15 @@ Writes into `run_dir`: `checkpoints/epoch-NNN/` (newest `keep` kept),
 """
 
 import contextlib
-import csv
 from pathlib import Path
 
 import keras
 
 from kerastune.runtime import pad_batches_for_replicas
-from kerastune.training.callbacks import plot_history, read_history
+from kerastune.training.callbacks import plot_history
 from kerastune.training.checkpoints import RotatingCheckpoint, list_checkpoints, restore_checkpoint
 from kerastune.training.losses import token_loss, token_metrics
+from kerastune.training.run_dir import keep_history, read_history
 
 
 @contextlib.contextmanager
@@ -43,20 +43,6 @@ def compile_for_training(model, optimizer):
         optimizer.build(model.trainable_variables)
 
 
-def _truncate_history(path: Path, epochs_done: int):
-    """Drop rows of epochs that were not checkpointed (the run died after logging them)."""
-    rows = [r for r in read_history(path) if int(r["epoch"]) < epochs_done]
-    if not path.is_file():
-        return
-    with open(path) as f:
-        header = next(csv.reader(f), None)
-    with open(path, "w", newline="") as f:
-        if header:
-            writer = csv.DictWriter(f, fieldnames=header)
-            writer.writeheader()
-            writer.writerows(rows)
-
-
 def fit(model, train_ds, *, epochs, run_dir, optimizer, callbacks=(), resume=True, keep_checkpoints=3,
         validation_data=None, verbose="auto"):
     """Train with checkpoints and resume. Returns the history rows (list of dicts).
@@ -78,7 +64,7 @@ def fit(model, train_ds, *, epochs, run_dir, optimizer, callbacks=(), resume=Tru
             state = restore_checkpoint(checkpoints[-1], model, optimizer)
             initial_epoch = state["epoch"]
             print(f"Resuming from {checkpoints[-1]} (epoch {initial_epoch} of {epochs} done)")
-            _truncate_history(history_csv, initial_epoch)
+            keep_history(history_csv, initial_epoch)
         else:
             history_csv.unlink(missing_ok=True)
             for callback in callbacks:

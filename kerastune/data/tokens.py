@@ -1,0 +1,62 @@
+"""Token rules shared by training data, generation, export and PPO: one definition each.
+
+- A seq2seq source or target is its tokens truncated to `max_length - 1`,
+  then the end token (`</s>`), as transformers' T5 tokenizer with
+  `truncation=True` does: `with_end_token` (Python lists) and
+  `with_end_token_tf` (TensorFlow graphs: tf.data and the SavedModel).
+- A GPT-2 prompt is its last tokens, leaving room for the new ones; an
+  empty prompt is `<|endoftext|>` (transformers' BOS): `causal_prompt` and
+  `causal_prompt_tf`.
+- A batch is padded to the longest row in it, rounded up to a multiple of
+  `PAD_MULTIPLE` (`pad_to_multiple`), or with static shapes to its length
+  bucket's edge; generation pads a batch to its bucket's edge
+  (`bucket_width`), so a whole run compiles only a few shapes.
+"""
+
+import tensorflow as tf
+
+DEFAULT_BOUNDARIES = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+PAD_MULTIPLE = 8
+
+
+def with_end_token(ids, max_length: int, end_id: int) -> list[int]:
+    return [int(t) for t in ids][: max_length - 1] + [int(end_id)]
+
+
+def with_end_token_tf(ids, max_length: int, end_id: int):
+    """The same for a 1-D tensor (one text) or a RaggedTensor batch (a row per text)."""
+    if isinstance(ids, tf.RaggedTensor):
+        ends = tf.fill([ids.nrows(), 1], tf.constant(end_id, ids.dtype))
+        return tf.concat([ids[:, : max_length - 1], tf.RaggedTensor.from_tensor(ends)], axis=1)
+    return tf.concat([ids[: max_length - 1], tf.constant([end_id], ids.dtype)], axis=0)
+
+
+def causal_prompt(ids, room: int, end_id: int) -> list[int]:
+    return [int(t) for t in ids][-room:] or [int(end_id)]
+
+
+def causal_prompt_tf(pieces, room: int, end_id: int):
+    """The same for a RaggedTensor batch (a row per prompt)."""
+    pieces = pieces[:, -room:]
+    empty = tf.cast(tf.equal(pieces.row_lengths(), 0), tf.int64)
+    starts = tf.fill([tf.reduce_sum(empty)], tf.constant(end_id, pieces.dtype))
+    return tf.concat([pieces, tf.RaggedTensor.from_row_lengths(starts, empty)], axis=1)
+
+
+def bucket_boundaries(max_length: int, boundaries=None) -> list[int]:
+    """Upper bucket edges (exclusive) up to and including `max_length + 1`."""
+    edges = [b for b in (boundaries or DEFAULT_BOUNDARIES) if b <= max_length]
+    return sorted(set(edges + [max_length + 1]))
+
+
+def bucket_width(longest: int, max_length: int) -> int:
+    """The padded width for a batch whose longest row has `longest` tokens: the next bucket edge
+    (less one), so a whole run compiles only a few shapes."""
+    return next(e - 1 for e in bucket_boundaries(max_length) if e > longest)
+
+
+def pad_to_multiple(ids, multiple=PAD_MULTIPLE, pad_id=0):
+    """Pad a batch's length axis up to a multiple, bounding how many shapes XLA compiles."""
+    length = tf.shape(ids)[1]
+    extra = (multiple - length % multiple) % multiple
+    return tf.pad(ids, [[0, 0], [0, extra]], constant_values=pad_id)
