@@ -2,7 +2,7 @@
 
 import numpy as np
 import torch
-from hf_checkpoints import write_hf_distilbert
+from helpers.hf_checkpoints import write_hf_distilbert
 from make_reviews_sample import make_rows
 
 import kerastune

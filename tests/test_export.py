@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 import torch
-from conftest import trained_hf_t5, write_hf_t5
+from helpers.hf_checkpoints import trained_hf_t5, write_hf_t5
 
 import kerastune
 from kerastune.cli import main

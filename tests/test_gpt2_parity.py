@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import write_hf_gpt2
+from helpers.hf_checkpoints import write_hf_gpt2
 from transformers import AutoTokenizer
 
 import kerastune

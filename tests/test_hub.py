@@ -11,12 +11,11 @@ the Keras backend, so these run on TensorFlow only.
 import json
 import time
 
-import hub_repos
 import keras
 import numpy as np
 import pytest
-from conftest import write_hf_gpt2, write_hf_t5
-from hf_checkpoints import write_hf_distilbert
+from helpers import hub_repos
+from helpers.hf_checkpoints import write_hf_distilbert, write_hf_gpt2, write_hf_t5
 
 import kerastune
 from kerastune.cli import main

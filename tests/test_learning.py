@@ -15,12 +15,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import hf_reference
 import keras
 import numpy as np
 import pytest
 import sentencepiece as spm
-from conftest import PROMPT
+from helpers import hf_reference
+from helpers.hf_checkpoints import PROMPT
 from make_news_sample import LABELS, make_rows, write_csv
 
 from kerastune.models.t5.tiny import train_sentencepiece

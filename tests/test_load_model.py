@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import write_hf_t5
+from helpers.hf_checkpoints import write_hf_t5
 
 import kerastune
 from kerastune.errors import KerastuneError

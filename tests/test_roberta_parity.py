@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from hf_checkpoints import write_hf_roberta_classifier
+from helpers.hf_checkpoints import write_hf_roberta_classifier
 from make_reviews_sample import make_rows
 from transformers import AutoTokenizer
 

@@ -8,7 +8,7 @@ greedy / beam-search tokens (identical).
 import numpy as np
 import pytest
 import torch
-from conftest import trained_hf_t5
+from helpers.hf_checkpoints import trained_hf_t5
 
 import kerastune
 from kerastune.generation.seq2seq import Seq2SeqGenerator

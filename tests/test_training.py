@@ -4,7 +4,7 @@ import keras
 import keras_hub
 import numpy as np
 import torch
-from conftest import write_hf_t5
+from helpers.hf_checkpoints import write_hf_t5
 
 import kerastune
 from kerastune.data import prepare_tf_dataset

@@ -17,8 +17,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import write_hf_gpt2, write_hf_t5
-from hf_checkpoints import copy_side_files, write_bin, write_hf_distilbert, write_hf_qwen2, write_safetensors
+from helpers.hf_checkpoints import (
+    copy_side_files,
+    write_bin,
+    write_hf_distilbert,
+    write_hf_gpt2,
+    write_hf_qwen2,
+    write_hf_t5,
+    write_safetensors,
+)
 from make_reviews_sample import make_rows as reviews
 
 import kerastune
@@ -80,7 +87,8 @@ def test_every_format_loads_without_torch_with_transformers_logits(checkpoints, 
     jobs = [{"dir": str(path), "inputs": {k: v.tolist() for k, v in inputs.items()},
              "out": str(tmp_path / f"{name}.npy")} for name, (path, _, inputs, _) in checkpoints.items()]
     (tmp_path / "jobs.json").write_text(json.dumps(jobs))
-    result = subprocess.run([sys.executable, str(HERE / "load_without_torch.py"), str(tmp_path / "jobs.json")],
+    loader = HERE / "helpers" / "load_without_torch.py"
+    result = subprocess.run([sys.executable, str(loader), str(tmp_path / "jobs.json")],
                             capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     for name, (path, model, inputs, atol) in checkpoints.items():

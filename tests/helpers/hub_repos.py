@@ -6,7 +6,8 @@ import json
 
 import numpy as np
 import pandas as pd
-from hf_checkpoints import write_bin, write_hf_roberta_classifier
+
+from helpers.hf_checkpoints import write_bin, write_hf_roberta_classifier
 
 # Each recipe's default model and dataset ids (recipes/*.toml), served with tiny contents.
 GPT2 = "datificate/gpt2-small-spanish"

@@ -135,3 +135,102 @@ def write_hf_roberta_classifier(path, texts, max_position_embeddings=130, seed=0
     model = RobertaForSequenceClassification(config).eval()
     model.save_pretrained(path)
     return model
+
+
+PROMPT = "Given the following text:{text}\nPredict its corresponding category (World, Sports, Business, Sci/Tech):"
+
+
+def cached_checkpoint(request, kind: str, settings: dict, data: bytes, write) -> Path:
+    """`write(path)` once per test session pair: the directory goes into pytest's cache, keyed by the
+    settings and the data, so the JAX pass reuses what the TensorFlow pass trained (minutes of PyTorch)."""
+    import hashlib
+
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode() + data).hexdigest()[:16]
+    path = Path(request.config.cache.mkdir(f"{kind}_{key}"))
+    if not (path / "done").is_file():
+        write(path)
+        (path / "done").write_text("")
+    return path
+
+
+def trained_hf_t5(request, proto, **kwargs):
+    """`write_hf_t5`, cached: (directory, transformers model loaded from it)."""
+    from transformers import T5ForConditionalGeneration
+
+    path = cached_checkpoint(request, "hf_t5", kwargs, proto, lambda path: write_hf_t5(path, proto, **kwargs))
+    return path, T5ForConditionalGeneration.from_pretrained(str(path)).eval()
+
+
+def trained_hf_gpt2(request, texts, **kwargs):
+    """`write_hf_gpt2`, cached: (directory, transformers model loaded from it)."""
+    from transformers import GPT2LMHeadModel
+
+    data = "\n".join(texts).encode()
+    path = cached_checkpoint(request, "hf_gpt2", kwargs, data, lambda path: write_hf_gpt2(path, texts, **kwargs))
+    return path, GPT2LMHeadModel.from_pretrained(str(path)).eval()
+
+
+def write_hf_t5(path, proto, seed=0, train_steps=0, copy_words=(1, 6), **config):
+    """A transformers T5 saved with `save_pretrained`, plus `spiece.model`.
+
+    Random weights make a T5 repeat one token forever; `train_steps` of a
+    copy-the-first-words task make it emit varied tokens and stop at
+    different steps, which is what generation parity needs to be tested on.
+    """
+    import random
+
+    import sentencepiece as spm
+    from make_news_sample import make_rows
+
+    from helpers import hf_reference
+
+    sp = spm.SentencePieceProcessor(model_proto=proto)
+    model = hf_reference.tiny_hf_t5(sp.get_piece_size(), seed=seed, **config)
+    if train_steps:
+        rng = random.Random(seed)
+        rows = make_rows(train_steps * 16, seed=seed)
+        sources = [r["text"] for r in rows]
+        targets = [" ".join(t.split()[2 : 2 + rng.randint(*copy_words)]) for t in sources]
+        hf_reference.train(
+            model, hf_reference.encode(sp, sources), hf_reference.encode(sp, targets),
+            epochs=1, lr=3e-3, batch_size=16, seed=seed,
+        )
+    model.eval()
+    model.save_pretrained(path)
+    Path(path, "spiece.model").write_bytes(proto)
+    return model
+
+
+def write_hf_gpt2(path, texts, vocab_size=400, seed=0, train_steps=0, **config):
+    """A transformers GPT2LMHeadModel saved with `save_pretrained`, plus `vocab.json` / `merges.txt`.
+
+    `train_steps` of next-token training on single sentences ending in
+    `<|endoftext|>` give peaked distributions and outputs that stop at
+    different steps, which generation parity needs.
+    """
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from kerastune.models.gpt2.tokenizer import train_byte_level_bpe, write_vocabulary
+
+    vocabulary, merges = train_byte_level_bpe(texts, vocab_size)
+    write_vocabulary(vocabulary, merges, path)
+    torch.manual_seed(seed)
+    settings = dict(n_positions=128, n_embd=64, n_layer=2, n_head=4, bos_token_id=0, eos_token_id=0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(vocabulary), **{**settings, **config}))
+    model.config.save_pretrained(path)  # AutoTokenizer reads model_type from config.json
+    if train_steps:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        sentences = [s.strip() + "." for t in texts for s in t.split(".") if s.strip()]
+        optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+        for step in range(train_steps):
+            ids = tokenizer(sentences[step % len(sentences)])["input_ids"] + [0]
+            batch = torch.tensor([ids])
+            model(batch, labels=batch).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    model.eval()
+    model.save_pretrained(path)
+    return model
