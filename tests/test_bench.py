@@ -39,6 +39,7 @@ def test_distilbert_flops_count_every_matmul_weight_once_per_token():
     assert distilbert_forward(DISTILBERT_TINY, length) == 2 * length * weights + attention
 
 
+@pytest.mark.slow
 def test_bench_runs_both_sides_and_writes_the_table(tmp_path):
     backend = keras.config.backend()
     result = run_bench(tmp_path, size="tiny", backends=(backend,), command="test")

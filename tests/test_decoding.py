@@ -12,6 +12,8 @@ from kerastune.generation.causal import CausalLMGenerator
 from kerastune.generation.samplers import EpsilonGreedySampler, make_sampler
 from kerastune.generation.trace import trace
 
+pytestmark = pytest.mark.slow  # a trained GPT-2 reference (PyTorch)
+
 PROMPTS = ["Esta mochila", "La nueva lámpara de", "Resiste", "Este reloj gris de la marca"]
 
 

@@ -56,6 +56,7 @@ def generated(run_dir, capsys, *flags):
     return [line[3:] for line in lines if line.startswith("-> ")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_beams", ["1", pytest.param("4", marks=TENSORFLOW_ONLY)])
 def test_saved_model_answers_exactly_like_generate(run_dir, tmp_path, capsys, num_beams):
     out = tmp_path / f"export_{num_beams}"
@@ -69,6 +70,7 @@ def test_saved_model_answers_exactly_like_generate(run_dir, tmp_path, capsys, nu
     assert len(set(texts)) > 1 and all(texts)
 
 
+@pytest.mark.slow
 @TENSORFLOW_ONLY
 def test_saved_model_cli_shows_signatures_and_runs(run_dir, tmp_path):
     out = tmp_path / "export"
@@ -89,6 +91,7 @@ def test_saved_model_cli_shows_signatures_and_runs(run_dir, tmp_path):
     assert "Result for output key text" in ran.stdout
 
 
+@pytest.mark.slow
 @TENSORFLOW_ONLY
 def test_logits_signature_matches_the_model(run_dir, tmp_path):
     import tensorflow as tf
@@ -140,6 +143,7 @@ def test_hf_round_trip_after_a_training_step(tmp_path, spiece_proto, config):
     assert [ids[:-1] for ids in tokenizer(PROMPTS).input_ids] == ours  # transformers appends </s>
 
 
+@pytest.mark.slow
 @TENSORFLOW_ONLY
 def test_gpt2_saved_model_continues_prompts_exactly_like_generate(hf_gpt2, tmp_path, capsys):
     run_dir = tmp_path / "run"

@@ -43,6 +43,7 @@ def test_logits_match_transformers_on_random_weights(tmp_path, product_texts):
     assert again.preprocessor.add_start_token is False
 
 
+@pytest.mark.slow
 def test_tokenizer_matches_transformers(tmp_path, hf_gpt2):
     path, _ = hf_gpt2
     theirs = AutoTokenizer.from_pretrained(str(path))
@@ -58,6 +59,7 @@ def test_tokenizer_matches_transformers(tmp_path, hf_gpt2):
     assert [int(t) for t in np.asarray(from_json(text))] == theirs(text)["input_ids"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_beams", [1, 3])
 def test_greedy_and_beam_outputs_match_transformers(hf_gpt2, num_beams):
     path, reference = hf_gpt2
@@ -70,6 +72,7 @@ def test_greedy_and_beam_outputs_match_transformers(hf_gpt2, num_beams):
     assert len({len(new) for new in expected}) > 1  # outputs of different lengths: stopping is tested too
 
 
+@pytest.mark.slow
 def test_unsupported_checkpoints_are_named(tmp_path, hf_gpt2):
     path, _ = hf_gpt2
     for name in ("vocab.json", "merges.txt", "model.safetensors"):
@@ -85,6 +88,7 @@ def test_unsupported_checkpoints_are_named(tmp_path, hf_gpt2):
         kerastune.load_model(str(tmp_path))
 
 
+@pytest.mark.slow
 def test_hf_export_round_trip_after_changing_weights(tmp_path, hf_gpt2):
     from transformers import GPT2LMHeadModel
 

@@ -123,6 +123,7 @@ SMALL = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe", sorted(SMALL))
 def test_each_recipe_runs_from_its_default_hub_ids(hub, recipe, tmp_path, capsys):
     """The recipe's own default model and dataset ids, downloaded and converted through the real clients."""

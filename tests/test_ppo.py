@@ -14,6 +14,8 @@ from kerastune.rl.loop import run_ppo
 from kerastune.rl.policy import Seq2SeqValuePolicy
 from kerastune.rl.ppo_trainer import PPOTrainer
 
+pytestmark = pytest.mark.slow  # PPO training steps
+
 
 @pytest.fixture(scope="module")
 def texts(news_rows):

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from make_reviews_sample import make_rows, write_csv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,6 +24,7 @@ def run(command, cwd=ROOT):
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
 
 
+@pytest.mark.slow
 def test_a_copied_and_edited_recipe_runs_with_kerastune_run(tmp_path):
     copy = tmp_path / "my_mlm.py"
     source = (ROOT / "recipes" / "mlm_domain_adaptation.py").read_text()

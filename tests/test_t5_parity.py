@@ -13,6 +13,8 @@ from helpers.hf_checkpoints import trained_hf_t5
 import kerastune
 from kerastune.generation.seq2seq import Seq2SeqGenerator
 
+pytestmark = pytest.mark.slow  # trained T5 references (PyTorch)
+
 CONFIGS = {
     "flan_t5_like": dict(feed_forward_proj="gated-gelu", tie_word_embeddings=False),
     "t5_v1_0_like": dict(feed_forward_proj="relu", tie_word_embeddings=True),
