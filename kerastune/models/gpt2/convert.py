@@ -12,6 +12,7 @@ from pathlib import Path
 import keras
 import keras_hub
 import numpy as np
+from keras_hub.src.utils.transformers.export.gpt2 import get_gpt2_config, get_gpt2_weights_map
 
 from kerastune.errors import KerastuneError
 from kerastune.models.gpt2.tokenizer import gpt2_tokenizer, read_vocabulary
@@ -60,43 +61,13 @@ def causal_lm(backbone, tokenizer, sequence_length):
 
 
 def hf_config(backbone, eos_id: int) -> dict:
-    return {
-        "model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": backbone.vocabulary_size,
-        "n_positions": backbone.max_sequence_length, "n_embd": backbone.hidden_dim, "n_layer": backbone.num_layers,
-        "n_head": backbone.num_heads, "n_inner": backbone.intermediate_dim, "activation_function": "gelu_new",
-        "resid_pdrop": backbone.dropout, "embd_pdrop": backbone.dropout, "attn_pdrop": backbone.dropout,
-        "layer_norm_epsilon": 1e-5, "bos_token_id": eos_id, "eos_token_id": eos_id, "tie_word_embeddings": True,
-    }
+    """keras-hub's GPT2Config, with this tokenizer's end token (keras-hub writes GPT-2's 50256) and the
+    tied head named."""
+    return {**get_gpt2_config(backbone), "architectures": ["GPT2LMHeadModel"], "bos_token_id": eos_id,
+            "eos_token_id": eos_id, "tie_word_embeddings": True}
 
 
 def backbone_to_hf_weights(backbone) -> dict:
-    """transformers' GPT-2 tensors (Conv1D weights are (in, out), like Keras kernels)."""
-    def value(variable, shape=None):
-        array = np.asarray(keras.ops.convert_to_numpy(variable), "float32")
-        return array.reshape(shape) if shape else array
-
-    dim = backbone.hidden_dim
-    weights = {
-        "transformer.wte.weight": value(backbone.token_embedding.embeddings),
-        "transformer.wpe.weight": value(backbone.position_embedding.position_embeddings),
-        "transformer.ln_f.weight": value(backbone.layer_norm.gamma),
-        "transformer.ln_f.bias": value(backbone.layer_norm.beta),
-    }
-    for i, layer in enumerate(backbone.transformer_layers):
-        attention, prefix = layer._self_attention_layer, f"transformer.h.{i}"
-        projections = (attention.query_dense, attention.key_dense, attention.value_dense)
-        weights.update({
-            f"{prefix}.ln_1.weight": value(layer._self_attention_layer_norm.gamma),
-            f"{prefix}.ln_1.bias": value(layer._self_attention_layer_norm.beta),
-            f"{prefix}.attn.c_attn.weight": np.concatenate([value(p.kernel, (dim, dim)) for p in projections], 1),
-            f"{prefix}.attn.c_attn.bias": np.concatenate([value(p.bias, (dim,)) for p in projections]),
-            f"{prefix}.attn.c_proj.weight": value(attention.output_dense.kernel, (dim, dim)),
-            f"{prefix}.attn.c_proj.bias": value(attention.output_dense.bias),
-            f"{prefix}.ln_2.weight": value(layer._feedforward_layer_norm.gamma),
-            f"{prefix}.ln_2.bias": value(layer._feedforward_layer_norm.beta),
-            f"{prefix}.mlp.c_fc.weight": value(layer._feedforward_intermediate_dense.kernel),
-            f"{prefix}.mlp.c_fc.bias": value(layer._feedforward_intermediate_dense.bias),
-            f"{prefix}.mlp.c_proj.weight": value(layer._feedforward_output_dense.kernel),
-            f"{prefix}.mlp.c_proj.bias": value(layer._feedforward_output_dense.bias),
-        })
-    return weights
+    """keras-hub's GPT-2 weight map as float32 arrays (Conv1D weights are (in, out), like Keras kernels)."""
+    return {name: np.asarray(keras.ops.convert_to_numpy(variable), "float32")
+            for name, variable in get_gpt2_weights_map(backbone).items()}

@@ -64,51 +64,52 @@ def scales_decoder_output(config: dict) -> bool:
     return config.get("tie_word_embeddings", True) is not False
 
 
-def _linear(weights, name):
-    """HF Linear weights are (out, in); Keras Dense kernels are (in, out)."""
-    return weights[name].T
+def weight_table(backbone) -> list[tuple[str, object, bool]]:
+    """Every weight of a `T5Backbone` as (transformers name, Keras variable, transposed), in
+    transformers' order: the one map that loading, HF export and initialisation use. HF Linear
+    weights are (out, in) and Keras Dense kernels (in, out), hence `transposed`."""
+    table = [("shared.weight", backbone.token_embedding.embeddings, False)]
 
+    def attention(module, prefix):
+        for short, dense in (("q", module.query_projector), ("k", module.key_projector),
+                             ("v", module.value_projector), ("o", module.output_projector)):
+            table.append((f"{prefix}.{short}.weight", dense.kernel, True))
+        if module.use_relative_attention_bias:
+            table.append((f"{prefix}.relative_attention_bias.weight", module.relative_attention_bias, False))
 
-def _set_attention(attention, weights, prefix):
-    attention.query_projector.kernel.assign(_linear(weights, f"{prefix}.q.weight"))
-    attention.key_projector.kernel.assign(_linear(weights, f"{prefix}.k.weight"))
-    attention.value_projector.kernel.assign(_linear(weights, f"{prefix}.v.weight"))
-    attention.output_projector.kernel.assign(_linear(weights, f"{prefix}.o.weight"))
-    bias = f"{prefix}.relative_attention_bias.weight"
-    if attention.use_relative_attention_bias:
-        attention.relative_attention_bias.assign(weights[bias])
+    def feed_forward(layer, prefix):
+        ff = f"{prefix}.DenseReluDense"
+        if layer.use_gated_activation:
+            table.append((f"{ff}.wi_0.weight", layer.input_projector.kernel, True))
+            table.append((f"{ff}.wi_1.weight", layer.gate_projector.kernel, True))
+        else:
+            table.append((f"{ff}.wi.weight", layer.input_projector.kernel, True))
+        table.append((f"{ff}.wo.weight", layer.output_projector.kernel, True))
+        table.append((f"{prefix}.layer_norm.weight", layer.layer_norm.weight, False))
 
-
-def _set_feed_forward(layer, weights, prefix):
-    ff = f"{prefix}.DenseReluDense"
-    if layer.use_gated_activation:
-        layer.input_projector.kernel.assign(_linear(weights, f"{ff}.wi_0.weight"))
-        layer.gate_projector.kernel.assign(_linear(weights, f"{ff}.wi_1.weight"))
-    else:
-        layer.input_projector.kernel.assign(_linear(weights, f"{ff}.wi.weight"))
-    layer.output_projector.kernel.assign(_linear(weights, f"{ff}.wo.weight"))
-    layer.layer_norm.weight.assign(weights[f"{prefix}.layer_norm.weight"])
+    for i, layer in enumerate(backbone.encoder_transformer_layers):
+        p = f"encoder.block.{i}.layer"
+        attention(layer.self_attention, f"{p}.0.SelfAttention")
+        table.append((f"{p}.0.layer_norm.weight", layer.self_attention_layer_norm.weight, False))
+        feed_forward(layer, f"{p}.1")
+    table.append(("encoder.final_layer_norm.weight", backbone.encoder_layer_norm.weight, False))
+    for i, layer in enumerate(backbone.decoder_transformer_layers):
+        p = f"decoder.block.{i}.layer"
+        attention(layer.self_attention, f"{p}.0.SelfAttention")
+        table.append((f"{p}.0.layer_norm.weight", layer.self_attention_layer_norm.weight, False))
+        attention(layer.cross_attention, f"{p}.1.EncDecAttention")
+        table.append((f"{p}.1.layer_norm.weight", layer.cross_attention_layer_norm.weight, False))
+        feed_forward(layer, f"{p}.2")
+    table.append(("decoder.final_layer_norm.weight", backbone.decoder_layer_norm.weight, False))
+    return table
 
 
 def set_backbone_weights(backbone, weights: dict, head: np.ndarray | None):
-    """Copy HF T5 weights (name -> array) into a built `T5Backbone`."""
-    backbone.token_embedding.embeddings.assign(weights["shared.weight"])
+    """Copy HF T5 weights (name -> array) into a built `T5Backbone`; `head` is an untied lm_head."""
+    for name, variable, transposed in weight_table(backbone):
+        variable.assign(weights[name].T if transposed else weights[name])
     if head is not None:
         backbone.token_embedding.reverse_embeddings.assign(head.T)
-    for i, layer in enumerate(backbone.encoder_transformer_layers):
-        p = f"encoder.block.{i}.layer"
-        _set_attention(layer.self_attention, weights, f"{p}.0.SelfAttention")
-        layer.self_attention_layer_norm.weight.assign(weights[f"{p}.0.layer_norm.weight"])
-        _set_feed_forward(layer, weights, f"{p}.1")
-    backbone.encoder_layer_norm.weight.assign(weights["encoder.final_layer_norm.weight"])
-    for i, layer in enumerate(backbone.decoder_transformer_layers):
-        p = f"decoder.block.{i}.layer"
-        _set_attention(layer.self_attention, weights, f"{p}.0.SelfAttention")
-        layer.self_attention_layer_norm.weight.assign(weights[f"{p}.0.layer_norm.weight"])
-        _set_attention(layer.cross_attention, weights, f"{p}.1.EncDecAttention")
-        layer.cross_attention_layer_norm.weight.assign(weights[f"{p}.1.layer_norm.weight"])
-        _set_feed_forward(layer, weights, f"{p}.2")
-    backbone.decoder_layer_norm.weight.assign(weights["decoder.final_layer_norm.weight"])
 
 
 def proto_from_tokenizer_json(path) -> bytes:
@@ -189,41 +190,9 @@ def backbone_to_hf_weights(backbone) -> dict:
     def value(variable):
         return np.asarray(keras.ops.convert_to_numpy(variable.value), dtype="float32")
 
-    weights = {"shared.weight": value(backbone.token_embedding.embeddings)}
+    weights = {name: value(v).T if transposed else value(v) for name, v, transposed in weight_table(backbone)}
     if not backbone.tie_embedding_weights:
         weights["lm_head.weight"] = value(backbone.token_embedding.reverse_embeddings).T
-
-    def attention(module, prefix):
-        for short, dense in (("q", module.query_projector), ("k", module.key_projector),
-                             ("v", module.value_projector), ("o", module.output_projector)):
-            weights[f"{prefix}.{short}.weight"] = value(dense.kernel).T
-        if module.use_relative_attention_bias:
-            weights[f"{prefix}.relative_attention_bias.weight"] = value(module.relative_attention_bias)
-
-    def feed_forward(layer, prefix):
-        ff = f"{prefix}.DenseReluDense"
-        if layer.use_gated_activation:
-            weights[f"{ff}.wi_0.weight"] = value(layer.input_projector.kernel).T
-            weights[f"{ff}.wi_1.weight"] = value(layer.gate_projector.kernel).T
-        else:
-            weights[f"{ff}.wi.weight"] = value(layer.input_projector.kernel).T
-        weights[f"{ff}.wo.weight"] = value(layer.output_projector.kernel).T
-        weights[f"{prefix}.layer_norm.weight"] = value(layer.layer_norm.weight)
-
-    for i, layer in enumerate(backbone.encoder_transformer_layers):
-        p = f"encoder.block.{i}.layer"
-        attention(layer.self_attention, f"{p}.0.SelfAttention")
-        weights[f"{p}.0.layer_norm.weight"] = value(layer.self_attention_layer_norm.weight)
-        feed_forward(layer, f"{p}.1")
-    weights["encoder.final_layer_norm.weight"] = value(backbone.encoder_layer_norm.weight)
-    for i, layer in enumerate(backbone.decoder_transformer_layers):
-        p = f"decoder.block.{i}.layer"
-        attention(layer.self_attention, f"{p}.0.SelfAttention")
-        weights[f"{p}.0.layer_norm.weight"] = value(layer.self_attention_layer_norm.weight)
-        attention(layer.cross_attention, f"{p}.1.EncDecAttention")
-        weights[f"{p}.1.layer_norm.weight"] = value(layer.cross_attention_layer_norm.weight)
-        feed_forward(layer, f"{p}.2")
-    weights["decoder.final_layer_norm.weight"] = value(backbone.decoder_layer_norm.weight)
     return weights
 
 

@@ -15,48 +15,28 @@ converter, so a `tiny-t5` starts from identical weights on every backend.
 
 import numpy as np
 
-from kerastune.models.t5.convert import set_backbone_weights
+from kerastune.models.t5.convert import set_backbone_weights, weight_table
 
 
 def transformers_init_weights(backbone, seed: int, factor: float = 1.0) -> dict:
-    """HF `T5PreTrainedModel._init_weights` as a name -> array dict for this backbone's shape."""
+    """HF `T5PreTrainedModel._init_weights` as a name -> array dict for this backbone's shape, drawn in
+    the order of `weight_table` (transformers' order)."""
     rng = np.random.default_rng(seed)
     d_model, d_ff = backbone.hidden_dim, backbone.intermediate_dim
-    heads = backbone.num_heads
-    d_kv = backbone.key_value_dim or d_model // heads
-    inner = heads * d_kv
-
-    def normal(std, out_dim, in_dim):  # HF Linear weight layout (out, in)
-        return rng.normal(0.0, factor * std, (out_dim, in_dim)).astype("float32")
-
-    weights = {"shared.weight": rng.normal(0.0, factor, (backbone.vocabulary_size, d_model)).astype("float32")}
-
-    def attention(prefix, relative):
-        weights[f"{prefix}.q.weight"] = normal((d_model * d_kv) ** -0.5, inner, d_model)
-        weights[f"{prefix}.k.weight"] = normal(d_model**-0.5, inner, d_model)
-        weights[f"{prefix}.v.weight"] = normal(d_model**-0.5, inner, d_model)
-        weights[f"{prefix}.o.weight"] = normal(inner**-0.5, d_model, inner)
-        if relative:
-            weights[f"{prefix}.relative_attention_bias.weight"] = normal(d_model**-0.5, 32, heads)
-
-    def feed_forward(prefix):
-        ff = f"{prefix}.DenseReluDense"
-        names = ("wi_0", "wi_1") if backbone.use_gated_activation else ("wi",)
-        for name in names:
-            weights[f"{ff}.{name}.weight"] = normal(d_model**-0.5, d_ff, d_model)
-        weights[f"{ff}.wo.weight"] = normal(d_ff**-0.5, d_model, d_ff)
-        weights[f"{prefix}.layer_norm.weight"] = np.ones(d_model, "float32")
-
-    for stack, blocks in (("encoder", 2), ("decoder", 3)):
-        for i in range(backbone.num_layers):
-            p = f"{stack}.block.{i}.layer"
-            attention(f"{p}.0.SelfAttention", relative=i == 0)
-            weights[f"{p}.0.layer_norm.weight"] = np.ones(d_model, "float32")
-            if blocks == 3:
-                attention(f"{p}.1.EncDecAttention", relative=False)
-                weights[f"{p}.1.layer_norm.weight"] = np.ones(d_model, "float32")
-            feed_forward(f"{p}.{blocks - 1}")
-        weights[f"{stack}.final_layer_norm.weight"] = np.ones(d_model, "float32")
+    d_kv = backbone.key_value_dim or d_model // backbone.num_heads
+    inner = backbone.num_heads * d_kv
+    std = {"q": (d_model * d_kv) ** -0.5, "k": d_model**-0.5, "v": d_model**-0.5, "o": inner**-0.5,
+           "relative_attention_bias": d_model**-0.5, "wi": d_model**-0.5, "wi_0": d_model**-0.5,
+           "wi_1": d_model**-0.5, "wo": d_ff**-0.5}
+    weights = {}
+    for name, variable, transposed in weight_table(backbone):
+        shape = tuple(variable.shape)[::-1] if transposed else tuple(variable.shape)  # HF layout (out, in)
+        if "layer_norm" in name:
+            weights[name] = np.ones(shape, "float32")
+        elif name == "shared.weight":
+            weights[name] = rng.normal(0.0, factor, shape).astype("float32")
+        else:
+            weights[name] = rng.normal(0.0, factor * std[name.split(".")[-2]], shape).astype("float32")
     return weights
 
 
