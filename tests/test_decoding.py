@@ -24,7 +24,7 @@ def model(hf_gpt2):
 
 def continuations(model, max_new_tokens=16, **settings):
     generator = CausalLMGenerator(model, model.preprocessor.tokenizer, max_new_tokens=max_new_tokens, **settings)
-    return [new for _, new in generator.generate_ids(PROMPTS)]
+    return generator.generate_tokens(generator.tokenize(PROMPTS))
 
 
 def test_eps_one_is_greedy_and_top_k_one_is_greedy(model):
@@ -60,7 +60,7 @@ def test_trace_probabilities_match_a_forward_pass_per_step(model, hf_gpt2):
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     generator = CausalLMGenerator(model, model.preprocessor.tokenizer, max_new_tokens=10)
     table = trace(generator, PROMPTS[1], top_n=4)
-    [(_, greedy)] = generator.generate_ids([PROMPTS[1]])
+    [greedy] = generator.generate_tokens(generator.tokenize([PROMPTS[1]]))
     assert len(table) == len(greedy)
     assert list(table.columns[:5]) == ["step", "input", "token", "probability", "rank"]
     assert list(table.columns[5:]) == [f"Choice #{k}" for k in range(1, 5)]

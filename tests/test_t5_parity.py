@@ -36,7 +36,7 @@ def pair(request, spiece_proto):
 def test_logits_match_transformers(pair):
     reference, model = pair
     generator = Seq2SeqGenerator(model, model.preprocessor.tokenizer)
-    ids, mask = generator.encode(PROMPTS)
+    ids, mask = generator.prompt_matrix(PROMPTS)
     decoder_ids = np.array([[0, 5, 9, 17, 4, 1]] * len(PROMPTS), "int32")
     with torch.no_grad():
         expected = reference(
@@ -59,8 +59,8 @@ def test_logits_match_transformers(pair):
 def test_generation_matches_transformers(pair, num_beams):
     reference, model = pair
     generator = Seq2SeqGenerator(model, model.preprocessor.tokenizer, max_new_tokens=12, num_beams=num_beams)
-    ids, mask = generator.encode(PROMPTS)
-    ours = generator.generate_ids(ids, mask)
+    ids, mask = generator.prompt_matrix(PROMPTS)
+    ours = generator.generate_batch(ids, mask)
     with torch.no_grad():
         theirs = reference.generate(
             input_ids=torch.tensor(ids, dtype=torch.long),

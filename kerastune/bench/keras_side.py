@@ -130,11 +130,11 @@ def generation_throughput(workload, path, num_beams) -> dict:
                                  num_beams=num_beams)
     prompts = workload.prompt_ids()
     start = time.perf_counter()
-    generator.generate_pieces(prompts, workload.batch_size)  # compiles each bucket's shape once
+    generator.generate_tokens(prompts, workload.batch_size)  # compiles each bucket's shape once
     first = time.perf_counter() - start
     compiled = generator.compilations
     start = time.perf_counter()
-    outputs = generator.generate_pieces(prompts, workload.batch_size)
+    outputs = generator.generate_tokens(prompts, workload.batch_size)
     return {"seconds": time.perf_counter() - start, "warmup_seconds": first, "compilations": compiled,
             "recompilations": generator.compilations - compiled,
             "outputs": [[int(t) for t in np.asarray(row)] for row in outputs]}

@@ -110,7 +110,7 @@ def profile_generation(checkpoint: str, num_beams=1, size="quick") -> dict:
     ids, mask = generator.pad(prompts, length=width)
 
     def encode():
-        source = generator._encode(ids, mask, width)
+        source = generator._encoded_batch(ids, mask, width)
         keras.ops.convert_to_numpy(source[1])
         return source
 

@@ -7,6 +7,7 @@
 - A GPT-2 prompt is its last tokens, leaving room for the new ones; an
   empty prompt is `<|endoftext|>` (transformers' BOS): `causal_prompt` and
   `causal_prompt_tf`.
+- Generated ids stop at the first end token: `until_end`.
 - A batch is padded to the longest row in it, rounded up to a multiple of
   `PAD_MULTIPLE` (`pad_to_multiple`), or with static shapes to its length
   bucket's edge; generation pads a batch to its bucket's edge
@@ -29,6 +30,12 @@ def with_end_token_tf(ids, max_length: int, end_id: int):
         ends = tf.fill([ids.nrows(), 1], tf.constant(end_id, ids.dtype))
         return tf.concat([ids[:, : max_length - 1], tf.RaggedTensor.from_tensor(ends)], axis=1)
     return tf.concat([ids[: max_length - 1], tf.constant([end_id], ids.dtype)], axis=0)
+
+
+def until_end(ids, end_id: int) -> list[int]:
+    """Generated ids up to and including the first end token (all of them if none came)."""
+    ids = [int(t) for t in ids]
+    return ids[: ids.index(end_id) + 1] if end_id in ids else ids
 
 
 def causal_prompt(ids, room: int, end_id: int) -> list[int]:

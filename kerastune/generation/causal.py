@@ -15,7 +15,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kerastune.data.tokens import bucket_width, causal_prompt
+from kerastune.data.tokens import bucket_width, causal_prompt, until_end
 from kerastune.errors import KerastuneError
 from kerastune.generation.samplers import make_sampler, resolve_sampler_name
 from kerastune.generation.search import beam_search
@@ -69,8 +69,9 @@ class CausalLMGenerator:
         pieces = self.tokenizer(list(prompts))
         return [causal_prompt(np.asarray(p), room, self.eos_id) for p in pieces]
 
-    def decode(self, ids) -> str:
-        return to_str(self.tokenizer.detokenize([list(ids)])[0]) if len(ids) else ""
+    def decode(self, rows) -> list[str]:
+        """The text of each row of ids, as given (transformers' `decode` without skipping special tokens)."""
+        return [to_str(self.tokenizer.detokenize([list(row)])[0]) if len(row) else "" for row in rows]
 
     # ---- keras-hub samplers -----------------------------------------------------
 
@@ -89,11 +90,7 @@ class CausalLMGenerator:
             self._generate_function = model.make_generate_function()
         out = self._generate_function({"token_ids": ids, "padding_mask": mask}, stop_token_ids=(self.eos_id,))
         out = np.asarray(ops.convert_to_numpy(out["token_ids"]))
-        return [self._until_eos(out[i, len(p) : len(p) + self.max_new_tokens]) for i, p in enumerate(pieces)]
-
-    def _until_eos(self, row) -> list[int]:
-        row = [int(t) for t in row]
-        return row[: row.index(self.eos_id) + 1] if self.eos_id in row else row
+        return [until_end(out[i, len(p) : len(p) + self.max_new_tokens], self.eos_id) for i, p in enumerate(pieces)]
 
     # ---- beam search ------------------------------------------------------------
 
@@ -130,13 +127,12 @@ class CausalLMGenerator:
     def _beam(self, pieces) -> list[list[int]]:
         ids = np.asarray(pieces, "int32")
         out = self._compiled_beam(ops.convert_to_tensor(ids), ops.convert_to_tensor(np.ones_like(ids)))
-        return [self._until_eos(row) for row in np.asarray(ops.convert_to_numpy(out))]
+        return [until_end(row, self.eos_id) for row in np.asarray(ops.convert_to_numpy(out))]
 
     # ---- batches ----------------------------------------------------------------
 
-    def generate_ids(self, prompts, batch_size=8, progress=False) -> list[tuple[list[int], list[int]]]:
-        """(prompt ids, new ids ending at `<|endoftext|>` if it came) for every prompt."""
-        pieces = self.tokenize(prompts) if len(prompts) else []
+    def generate_tokens(self, pieces, batch_size=8, progress=False) -> list[list[int]]:
+        """The new ids for each tokenized prompt, up to and including `<|endoftext|>` if it came."""
         order = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
         if self.strategy == "beam":  # one prompt length per batch
             groups = {}
@@ -156,7 +152,7 @@ class CausalLMGenerator:
                 rows = min(batch_size, len(pieces))
                 new = self._sample(batch + [batch[-1]] * (rows - len(batch)), width)
             for i, tokens in zip(chosen, new):
-                outputs[i] = (pieces[i], tokens)
+                outputs[i] = tokens
             if bar:
                 bar.add(len(chosen))
         return outputs
@@ -164,6 +160,7 @@ class CausalLMGenerator:
     def generate(self, prompts, batch_size=8, progress=False) -> list[str]:
         """Prompt + continuation as text, `<|endoftext|>` left out (transformers'
         `decode(generate(...)[0], skip_special_tokens=True)`)."""
-        results = self.generate_ids(list(prompts), batch_size, progress)
-        return [self.decode([t for t in prompt + new if t != self.eos_id]) for prompt, new in results]
+        pieces = self.tokenize(prompts) if len(prompts) else []
+        news = self.generate_tokens(pieces, batch_size, progress)
+        return self.decode([[t for t in prompt + new if t != self.eos_id] for prompt, new in zip(pieces, news)])
 

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kerastune.data.tokens import bucket_width, with_end_token
+from kerastune.data.tokens import bucket_width, until_end, with_end_token
 from kerastune.generation.search import beam_search, greedy_search, sample_search
 from kerastune.models.t5 import decoding
 from kerastune.runtime import compile_model_function, stateless_uniform
@@ -62,7 +62,7 @@ class Seq2SeqGenerator:
         self.min_new_tokens = min_new_tokens
         # A TF graph runs any shape; XLA (JAX) compiles one per shape, so there the encoder runs at the edge.
         self._encoder_is_shape_generic = keras.config.backend() == "tensorflow"
-        self._compiled_encode = compile_model_function(model, self.encode_source, xla=False)
+        self._compiled_encode = compile_model_function(model, self.run_encoder, xla=False)
         self._compiled_search = compile_model_function(model, self.search_encoded)
         self._compiled_sample = compile_model_function(model, self.sample)
 
@@ -70,7 +70,7 @@ class Seq2SeqGenerator:
     # The source is (cross_cache, cross_bias) and the state [self_cache, cross_cache,
     # cross_bias]: see `models/t5/decoding.py`.
 
-    def encode_source(self, encoder_ids, encoder_mask):
+    def run_encoder(self, encoder_ids, encoder_mask):
         """The encoder, then each decoder layer's cross-attention keys and values: (cross_cache, cross_bias)."""
         return decoding.encode(self.model, encoder_ids, encoder_mask)
 
@@ -110,12 +110,12 @@ class Seq2SeqGenerator:
 
     def search(self, encoder_ids, encoder_mask):
         """Encoder and search as one traceable function (what a SavedModel serves)."""
-        return self.search_encoded(*self.encode_source(encoder_ids, encoder_mask))
+        return self.search_encoded(*self.run_encoder(encoder_ids, encoder_mask))
 
     def sample(self, encoder_ids, encoder_mask, row_limits, seed):
         """Multinomial sampling as one traceable function: (ids, lengths); see `sample_search`."""
         return sample_search(
-            self.prefill, self.step, self.encode_source(encoder_ids, encoder_mask),
+            self.prefill, self.step, self.run_encoder(encoder_ids, encoder_mask),
             max_new_tokens=self.max_new_tokens, eos_id=self.eos_id, pad_id=self.pad_id, row_limits=row_limits,
             min_new_tokens=self.min_new_tokens, seed=seed, uniform=stateless_uniform,
         )
@@ -130,14 +130,14 @@ class Seq2SeqGenerator:
         )
         return np.asarray(ops.convert_to_numpy(ids)), np.asarray(ops.convert_to_numpy(lengths))
 
-    def generate_ids(self, encoder_ids, encoder_mask, width=None) -> np.ndarray:
-        """Generated ids (batch, max_new_tokens), after the start token, `pad` after `</s>`.
+    def generate_batch(self, encoder_ids, encoder_mask, width=None) -> np.ndarray:
+        """Generated ids (batch, max_new_tokens) for one padded batch, after the start token, `pad` after `</s>`.
         `width`: search as if the source were padded to this many tokens (a bucket edge)."""
         encoder_ids, encoder_mask = np.asarray(encoder_ids, "int32"), np.asarray(encoder_mask, "int32")
-        cross_cache, cross_bias = self._encode(encoder_ids, encoder_mask, max(width or 0, encoder_ids.shape[1]))
+        cross_cache, cross_bias = self._encoded_batch(encoder_ids, encoder_mask, max(width or 0, encoder_ids.shape[1]))
         return np.asarray(ops.convert_to_numpy(self._compiled_search(cross_cache, cross_bias)))
 
-    def _encode(self, encoder_ids, encoder_mask, width):
+    def _encoded_batch(self, encoder_ids, encoder_mask, width):
         """The encoded source, padded to `width`. A TF graph runs any shape, so there the encoder takes
         slices of `ENCODER_ROWS` rows, each cut to its own length rounded up to 8: padding costs encoder
         FLOPs, while padded keys and values cost the search almost nothing."""
@@ -168,7 +168,8 @@ class Seq2SeqGenerator:
             ids[i, : len(p)] = p
         return ids, (ids != self.pad_id).astype("int32")
 
-    def encode(self, prompts, length=None):
+    def prompt_matrix(self, prompts, length=None):
+        """(ids, mask) of prompts: `tokenize`, then `pad`."""
         return self.pad(self.tokenize(prompts), length)
 
     def decode(self, ids) -> list[str]:
@@ -184,12 +185,12 @@ class Seq2SeqGenerator:
         return texts
 
     def generate(self, prompts, batch_size=32, progress=False) -> list[str]:
-        """Generate for any number of prompts, in length-sorted fixed-shape batches."""
+        """The generated text for each prompt (length-sorted, fixed-shape batches)."""
         prompts = list(prompts)
-        return self.decode(self.generate_pieces(self.tokenize(prompts), batch_size, progress)) if prompts else []
+        return self.decode(self.generate_tokens(self.tokenize(prompts), batch_size, progress)) if prompts else []
 
-    def generate_pieces(self, pieces, batch_size=32, progress=False) -> list[np.ndarray]:
-        """Generated ids for token-id prompts (lists ending in `</s>`), in the prompts' order.
+    def generate_tokens(self, pieces, batch_size=32, progress=False) -> list[list[int]]:
+        """The new ids for each tokenized prompt (lists ending in `</s>`), up to and including `</s>`.
 
         Prompts are sorted by length, each batch is searched at a bucket edge's width
         and a short last batch is filled with copies, so the search compiles once per edge.
@@ -205,9 +206,9 @@ class Seq2SeqGenerator:
             width = bucket_width(longest, self.max_source_length)
             batch = [pieces[i] for i in chosen]
             batch += [batch[-1]] * (batch_size - len(batch))  # same shape for every batch
-            ids = self.generate_ids(*self.pad(batch, length=width))
+            ids = self.generate_batch(*self.pad(batch, length=width))
             for i, row in zip(chosen, ids):
-                outputs[i] = row
+                outputs[i] = until_end(row, self.eos_id)
             if bar:
                 bar.add(len(chosen))
         return outputs

@@ -16,7 +16,8 @@ def trace(generator, prompt: str, top_n=5) -> pd.DataFrame:
     `probability` and `rank`, and `Choice #1..top_n` as "token (probability)" like the notebook.
     The generated text is in `table.attrs["text"]`.
     """
-    [(prompt_ids, new)] = generator.generate_ids([prompt], batch_size=1)
+    [prompt_ids] = generator.tokenize([prompt])
+    [new] = generator.generate_tokens([prompt_ids], batch_size=1)
     ids = np.asarray([prompt_ids + new], "int32")
     logits = generator.model({"token_ids": ids, "padding_mask": np.ones_like(ids)}, training=False)
     probs = np.asarray(ops.convert_to_numpy(ops.softmax(ops.cast(logits, "float32"), axis=-1)))[0]
@@ -27,15 +28,15 @@ def trace(generator, prompt: str, top_n=5) -> pd.DataFrame:
         best = np.argsort(-p, kind="stable")[:top_n]
         row = {
             "step": step,
-            "input": generator.decode(prompt_ids + new[:step]),
-            "token": generator.decode([token]),
+            "input": generator.decode([prompt_ids + new[:step]])[0],
+            "token": generator.decode([[token]])[0],
             "probability": float(p[token]),
             "rank": int((p > p[token]).sum()) + 1,
         }
         for k, candidate in enumerate(best):
-            row[f"Choice #{k + 1}"] = f"{generator.decode([int(candidate)])} ({p[candidate]:.4f})"
+            row[f"Choice #{k + 1}"] = f"{generator.decode([[int(candidate)]])[0]} ({p[candidate]:.4f})"
         rows.append(row)
     table = pd.DataFrame(rows)
-    table.attrs["text"] = generator.decode([t for t in prompt_ids + new if t != generator.eos_id])
+    table.attrs["text"] = generator.decode([[t for t in prompt_ids + new if t != generator.eos_id]])[0]
     return table
 
