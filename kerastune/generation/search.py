@@ -18,9 +18,26 @@ Everything has a fixed shape, so XLA compiles the loop once per input shape,
 and the function can be traced into a SavedModel.
 """
 
+from typing import NamedTuple
+
 from keras import ops
 
 NEG_INF = -1.0e9
+
+
+class BeamLoop(NamedTuple):
+    """Beam search's loop state; scores and sequences per example are (batch, beams[, length])."""
+
+    cur_len: object  # tokens so far, counting the start token
+    searching: object  # scalar: some example can still change its best finished hypothesis
+    cand_scores: object  # (batch, 2 * beams): the best continuations of the running beams
+    cand_index: object  # their index into beams * vocab
+    running_seq: object  # the live beams
+    finished_seq: object  # the best finished hypotheses so far
+    finished_scores: object  # their length-normalised scores
+    finished: object  # which finished slots hold a hypothesis
+    improvable: object  # (batch, 1): a live beam could still beat the worst finished one
+    model_state: object  # the model's per-row cache (reordered by `step`)
 
 
 def greedy_search(prefill, step, source, max_new_tokens, eos_id, pad_id):
@@ -74,14 +91,11 @@ def beam_search(prefill, step, source, max_new_tokens, eos_id, pad_id, num_beams
         flat = ops.reshape(values, (-1,) + tuple(values.shape[2:]))
         return ops.take(flat, index + ops.arange(batch, dtype="int32")[:, None] * values.shape[1], axis=0)
 
-    def cond(cur_len, carry, *rest):
-        return carry
-
-    def body(cur_len, carry, cand_scores, cand_index, running_seq, finished_seq, finished_scores, finished,
-             improvable, state):
-        origin, token = cand_index // vocab, cand_index % vocab
+    def advance(loop: BeamLoop) -> BeamLoop:
+        cur_len, cand_scores = loop.cur_len, loop.cand_scores
+        origin, token = loop.cand_index // vocab, loop.cand_index % vocab
         at_cur = ops.arange(length, dtype="int32")[None, None, :] == cur_len
-        cand_seq = ops.where(at_cur, token[:, :, None], gather(running_seq, origin))
+        cand_seq = ops.where(at_cur, token[:, :, None], gather(loop.running_seq, origin))
         hits = ops.logical_or(token == eos_id, cur_len + 1 >= length)
         # Live beams for the next step: the best candidates that did not stop.
         live_scores = cand_scores + ops.cast(hits, "float32") * NEG_INF
@@ -91,40 +105,41 @@ def beam_search(prefill, step, source, max_new_tokens, eos_id, pad_id, num_beams
         # Finished hypotheses: merge the stopping candidates among the top `beams`.
         just_done = ops.logical_and(hits, ops.arange(keep)[None, :] < beams)
         done_scores = cand_scores / ops.cast(cur_len, "float32") ** length_penalty
-        full = ops.logical_and(ops.all(finished, axis=1, keepdims=True), early_stopping is True)
-        blocked = ops.logical_or(ops.logical_or(full, ops.logical_not(improvable)), ops.logical_not(just_done))
+        full = ops.logical_and(ops.all(loop.finished, axis=1, keepdims=True), early_stopping is True)
+        blocked = ops.logical_or(ops.logical_or(full, ops.logical_not(loop.improvable)), ops.logical_not(just_done))
         done_scores = done_scores + ops.cast(blocked, "float32") * NEG_INF
-        merged_scores = ops.concatenate([finished_scores, done_scores], axis=1)
+        merged_scores = ops.concatenate([loop.finished_scores, done_scores], axis=1)
         finished_scores, best = ops.top_k(merged_scores, k=beams)
-        finished_seq = gather(ops.concatenate([finished_seq, cand_seq], axis=1), best)
-        finished = gather(ops.concatenate([finished, just_done], axis=1), best)
+        finished_seq = gather(ops.concatenate([loop.finished_seq, cand_seq], axis=1), best)
+        finished = gather(ops.concatenate([loop.finished, just_done], axis=1), best)
         cur_len = cur_len + 1
-        improvable = ops.logical_and(improvable, _could_improve(
+        improvable = ops.logical_and(loop.improvable, _could_improve(
             running_scores, finished_scores, finished, cur_len, max_new_tokens, length_penalty, early_stopping))
         still_open = ops.logical_not(ops.logical_and(ops.all(finished), early_stopping is True))
-        carry = ops.logical_and(ops.logical_and(ops.any(improvable), still_open), ops.logical_not(ops.all(hits)))
-        last = ops.reshape(running_seq[:, :, :], (batch * beams, length))
+        searching = ops.logical_and(ops.logical_and(ops.any(improvable), still_open), ops.logical_not(ops.all(hits)))
+        last = ops.reshape(running_seq, (batch * beams, length))
         tokens = ops.take_along_axis(last, ops.full((batch * beams, 1), cur_len - 1, dtype="int32"), axis=1)[:, 0]
-        log_probs, state = step(tokens, ops.reshape(parent, (-1,)), cur_len - 1, state)
+        log_probs, model_state = step(tokens, ops.reshape(parent, (-1,)), cur_len - 1, loop.model_state)
         cand_scores, cand_index = candidates(log_probs, running_scores)
-        return (cur_len, carry, cand_scores, cand_index, running_seq, finished_seq, finished_scores, finished,
-                improvable, state)
+        return BeamLoop(cur_len, searching, cand_scores, cand_index, running_seq, finished_seq, finished_scores,
+                        finished, improvable, model_state)
 
     cand_scores, cand_index = candidates(log_probs, running_scores)
-    start = (
-        ops.convert_to_tensor(1, "int32"),
-        ops.convert_to_tensor(True),
-        cand_scores,
-        cand_index,
-        ops.full((batch, beams, length), pad_id, dtype="int32"),
-        ops.full((batch, beams, length), pad_id, dtype="int32"),
-        ops.full((batch, beams), NEG_INF, dtype="float32"),
-        ops.zeros((batch, beams), dtype="bool"),
-        ops.ones((batch, 1), dtype="bool"),
-        state,
+    start = BeamLoop(
+        cur_len=ops.convert_to_tensor(1, "int32"),
+        searching=ops.convert_to_tensor(True),
+        cand_scores=cand_scores,
+        cand_index=cand_index,
+        running_seq=ops.full((batch, beams, length), pad_id, dtype="int32"),
+        finished_seq=ops.full((batch, beams, length), pad_id, dtype="int32"),
+        finished_scores=ops.full((batch, beams), NEG_INF, dtype="float32"),
+        finished=ops.zeros((batch, beams), dtype="bool"),
+        improvable=ops.ones((batch, 1), dtype="bool"),
+        model_state=state,
     )
-    loop = ops.while_loop(cond, body, start)
-    return loop[5][:, 0, 1:]
+    # One loop variable, the named state (a tuple of loop variables would reach `advance` positionally).
+    (done,) = ops.while_loop(lambda loop: loop.searching, lambda loop: (advance(loop),), (start,))
+    return done.finished_seq[:, 0, 1:]
 
 
 def _could_improve(running_scores, finished_scores, finished, cur_len, max_new_tokens, length_penalty,
