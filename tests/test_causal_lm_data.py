@@ -1,5 +1,6 @@
 """Causal-LM examples: empty rows dropped, end tokens, packing, shifted labels with padding ignored."""
 
+import numpy as np
 import pytest
 
 from kerastune.data.causal_lm import causal_lm_dataset, drop_empty, make_examples
@@ -49,3 +50,14 @@ def test_batches_pad_to_the_longest_in_the_batch_not_to_max_length():
     ds = causal_lm_dataset(short + long, batch_size=4, max_length=512, shuffle=False)
     widths = sorted(x["token_ids"].shape[1] for x, _, _ in ds.as_numpy_iterator())
     assert widths == [8, 40]
+
+
+@pytest.mark.parametrize("static_shapes", [False, True])
+def test_the_dataset_knows_its_number_of_batches(static_shapes):
+    """More batches than ceil(rows / batch): each length bucket ends with its own short batch."""
+    rng = np.random.default_rng(0)
+    examples = [list(range(1, int(n) + 1)) for n in rng.integers(2, 200, size=90)]
+    ds = causal_lm_dataset(examples, batch_size=8, max_length=256, seed=1, static_shapes=static_shapes)
+    assert int(ds.cardinality()) == sum(1 for _ in ds)
+    if not static_shapes:
+        assert int(ds.cardinality()) > -(-len(examples) // 8)

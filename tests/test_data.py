@@ -121,3 +121,14 @@ def test_remote_dataset_folder_is_copied_and_loaded(tmp_path):
     assert len(load_splits("ram://bucket/news/test.csv")["train"]) == 2
     with pytest.raises(KerastuneError, match="does not exist: ram://bucket/nothing"):
         load_splits("ram://bucket/nothing")
+
+
+@pytest.mark.parametrize("static_shapes", [False, True])
+def test_the_dataset_knows_its_number_of_batches_without_a_pass(tokenizer, news_rows, static_shapes):
+    """Counted from the sources' token lengths (data/tokens.py); tf.data checks the count as it runs."""
+    sources = [r["text"] for r in news_rows[:150]] + ["short"] * 21 + [" ".join(["word"] * 300)] * 5
+    ds = prepare_tf_dataset(sources, ["World"] * len(sources), tokenizer, batch_size=8, max_source_length=96,
+                            max_target_length=8, static_shapes=static_shapes)
+    assert int(ds.cardinality()) == sum(1 for _ in ds) == sum(1 for _ in ds)  # two epochs, reshuffled
+    if not static_shapes:  # each length bucket ends with its own short batch
+        assert int(ds.cardinality()) > -(-len(sources) // 8)

@@ -16,7 +16,7 @@ GPT-2 has no pad token, and `<|endoftext|>` inside a text is a real label.
 import numpy as np
 import tensorflow as tf
 
-from kerastune.data.tokens import PAD_MULTIPLE, bucket_boundaries
+from kerastune.data.tokens import PAD_MULTIPLE, bucket_boundaries, count_bucketed_batches
 from kerastune.errors import KerastuneError
 
 
@@ -58,7 +58,8 @@ def _shift(ids, mask, multiple):
 
 def causal_lm_dataset(examples, batch_size: int, max_length: int, shuffle=True, seed=0, pad_to_multiple_of=PAD_MULTIPLE,
                       static_shapes=False):
-    """A batched, bucketed, prefetched `tf.data.Dataset` of (x, y, sample_weight).
+    """A batched, bucketed, prefetched `tf.data.Dataset` of (x, y, sample_weight) that knows its number
+    of batches (`cardinality`).
 
     `static_shapes` pads to the bucket edges and drops ragged batches, so XLA / TPUs see a few fixed shapes.
     """
@@ -79,4 +80,5 @@ def causal_lm_dataset(examples, batch_size: int, max_length: int, shuffle=True, 
         drop_remainder=static_shapes,
     )
     ds = ds.map(lambda ids, mask: _shift(ids, mask, pad_to_multiple_of), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    batches = count_bucketed_batches([len(e) for e in examples], batch_size, max_length, static_shapes)
+    return ds.apply(tf.data.experimental.assert_cardinality(batches)).prefetch(tf.data.AUTOTUNE)

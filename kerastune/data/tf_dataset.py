@@ -16,7 +16,13 @@ padding, so padding carries no loss.
 
 import tensorflow as tf
 
-from kerastune.data.tokens import PAD_MULTIPLE, bucket_boundaries, pad_to_multiple, with_end_token_tf
+from kerastune.data.tokens import (
+    PAD_MULTIPLE,
+    bucket_boundaries,
+    count_bucketed_batches,
+    pad_to_multiple,
+    with_end_token_tf,
+)
 
 
 def tokenize_pairs(sources, targets, tokenizer, max_source_length, max_target_length):
@@ -63,15 +69,18 @@ def prepare_tf_dataset(
     static_shapes: bool = False,
     pad_to_multiple_of: int = PAD_MULTIPLE,
 ):
-    """Batched, bucketed, prefetched seq2seq training data (see module docstring)."""
+    """Batched, bucketed, prefetched seq2seq training data (see module docstring). The dataset knows its
+    number of batches (`cardinality`), counted from the sources' token lengths."""
     ds = tokenize_pairs(sources, targets, tokenizer, max_source_length, max_target_length)
+    lengths = [min(len(p), max_source_length - 1) + 1 for p in tokenizer(list(sources))] if len(sources) else []
     return batch_pairs(ds, len(sources), batch_size, max_source_length, max_target_length, shuffle, seed,
-                       boundaries, static_shapes, pad_to_multiple_of)
+                       boundaries, static_shapes, pad_to_multiple_of, source_lengths=lengths)
 
 
 def batch_pairs(ds, size, batch_size, max_source_length, max_target_length, shuffle=True, seed=0, boundaries=None,
-                static_shapes=False, pad_to_multiple_of=PAD_MULTIPLE):
-    """Shuffle, bucket, pad and batch a dataset of `size` (source_ids, target_ids) pairs (already tokenized)."""
+                static_shapes=False, pad_to_multiple_of=PAD_MULTIPLE, source_lengths=None):
+    """Shuffle, bucket, pad and batch a dataset of `size` (source_ids, target_ids) pairs (already tokenized).
+    With `source_lengths` the result knows its number of batches (checked by tf.data as it runs)."""
     if shuffle:
         ds = ds.shuffle(size, seed=seed, reshuffle_each_iteration=True)
     edges = bucket_boundaries(max_source_length, boundaries)
@@ -88,4 +97,7 @@ def batch_pairs(ds, size, batch_size, max_source_length, max_target_length, shuf
     if pad_to_multiple_of > 1 and not static_shapes:
         ds = ds.map(lambda s, t: (pad_to_multiple(s, pad_to_multiple_of), pad_to_multiple(t, pad_to_multiple_of)))
     ds = ds.map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
+    if source_lengths is not None:
+        batches = count_bucketed_batches(source_lengths, batch_size, max_source_length, static_shapes, boundaries)
+        ds = ds.apply(tf.data.experimental.assert_cardinality(batches))
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -8,11 +8,17 @@
   empty prompt is `<|endoftext|>` (transformers' BOS): `causal_prompt` and
   `causal_prompt_tf`.
 - Generated ids stop at the first end token: `until_end`.
+- An epoch of length-bucketed batches has, per bucket, ceil(examples /
+  batch size) batches (floor when ragged batches are dropped), in any order:
+  `count_bucketed_batches` counts them from the lengths, without a pass.
 - A batch is padded to the longest row in it, rounded up to a multiple of
   `PAD_MULTIPLE` (`pad_to_multiple`), or with static shapes to its length
   bucket's edge; generation pads a batch to its bucket's edge
   (`bucket_width`), so a whole run compiles only a few shapes.
 """
+
+import bisect
+import collections
 
 import tensorflow as tf
 
@@ -67,3 +73,12 @@ def pad_to_multiple(ids, multiple=PAD_MULTIPLE, pad_id=0):
     length = tf.shape(ids)[1]
     extra = (multiple - length % multiple) % multiple
     return tf.pad(ids, [[0, 0], [0, extra]], constant_values=pad_id)
+
+
+def count_bucketed_batches(lengths, batch_size: int, max_length: int, drop_remainder=False, boundaries=None) -> int:
+    """Batches per epoch of `bucket_by_sequence_length` over examples of these lengths (edges as above)."""
+    edges = bucket_boundaries(max_length, boundaries)
+    per_bucket = collections.Counter(bisect.bisect_right(edges, int(n)) for n in lengths)
+    if drop_remainder:
+        return sum(n // batch_size for n in per_bucket.values())
+    return sum(-(-n // batch_size) for n in per_bucket.values())

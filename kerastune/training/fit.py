@@ -29,7 +29,8 @@ def without_preprocessor(model):
 
 
 def count_batches(dataset) -> int:
-    """Batches in one epoch: tf.data's count when it knows it, else one pass (length-bucketed batches)."""
+    """Batches in one epoch: tf.data's count when it knows it (the recipes' datasets do: data/tokens.py
+    counts bucketed batches from lengths), else one pass."""
     known = int(dataset.cardinality())
     return known if known >= 0 else sum(1 for _ in dataset)
 
