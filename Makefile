@@ -40,7 +40,7 @@ test: install lint
 	$(MAKE) test-jax
 
 lint:
-	$(BIN)/ruff check kerastune recipes tests
+	$(BIN)/ruff check kerastune benchmarks recipes tests
 
 clean:
 	rm -rf runs .pytest_cache

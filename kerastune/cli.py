@@ -104,8 +104,9 @@ def cmd_export(args):
 
 
 def cmd_bench(args):
-    """kerastune against transformers + PyTorch (kerastune/bench)."""
-    from kerastune.bench import run_bench
+    """kerastune against transformers + PyTorch: the repository's benchmarks/ folder (not part of the package)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks import run_bench
 
     command = "kerastune bench" + (" --quick" if args.quick else "")
     if tuple(args.backends) != ("tensorflow", "jax"):

@@ -23,6 +23,7 @@ if SIMULATED_DEVICES:
         tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 4
     )
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # benchmarks/ lives beside the package
 sys.path.insert(0, str(ROOT / "recipes" / "data"))
 sys.path.insert(0, str(Path(__file__).parent))
 

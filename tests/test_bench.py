@@ -3,15 +3,18 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import keras
 import pytest
 import torch
 from transformers import DistilBertConfig, DistilBertForMaskedLM, T5Config, T5ForConditionalGeneration
 
-from kerastune.bench import run_bench
-from kerastune.bench.flops import distilbert_forward, t5_forward
-from kerastune.bench.workloads import DISTILBERT_TINY, T5_TINY, workloads
+from benchmarks import run_bench
+from benchmarks.flops import distilbert_forward, t5_forward
+from benchmarks.workloads import DISTILBERT_TINY, T5_TINY, workloads
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def linear_weights(modules) -> int:
@@ -67,10 +70,10 @@ def test_bench_runs_both_sides_and_writes_the_table(tmp_path):
 
 
 def check_generation_profile(checkpoint):
-    """`python -m kerastune.bench.profile CHECKPOINT greedy`: the encoder and the search timed apart, and
+    """`python -m benchmarks.profile CHECKPOINT greedy`: the encoder and the search timed apart, and
     XLA's kernels traced inside the search loop."""
-    done = subprocess.run([sys.executable, "-m", "kerastune.bench.profile", str(checkpoint), "greedy", "tiny"],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-m", "benchmarks.profile", str(checkpoint), "greedy", "tiny"],
+                          capture_output=True, text=True, check=True, cwd=ROOT)
     report = json.loads(done.stdout[done.stdout.index("{"):])
     assert report["encode_seconds"] > 0 and report["search_seconds"] > 0
     assert report["groups"]["matmul (XLA dot)"] > 0

@@ -1,4 +1,4 @@
-"""One item of one side of the benchmark per process: `python -m kerastune.bench.worker SIDE WORKDIR`.
+"""One item of one side of the benchmark per process: `python -m benchmarks.worker SIDE WORKDIR`.
 
 SIDE is `torch` (transformers + PyTorch) or a Keras backend name (the parent
 sets KERAS_BACKEND). Reads WORKDIR/plan.json; each call measures the next
@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from kerastune.bench.workloads import workloads
+from benchmarks.workloads import workloads
 
 
 def quiet():
@@ -40,9 +40,9 @@ def measure(side: str, workdir: Path, one_item=True) -> tuple[dict, bool]:
     work = workloads(plan["size"])
     checkpoints = {name: Path(p) for name, p in plan["checkpoints"].items()}
     if side == "torch":
-        from kerastune.bench import reference as impl
+        from benchmarks import reference as impl
     else:
-        from kerastune.bench import keras_side as impl
+        from benchmarks import keras_side as impl
     # Each finished item is saved at once, so a killed run keeps it (`kerastune bench --reuse` goes on).
     partial = workdir / f"{side}.partial.json"
     results = json.loads(partial.read_text()) if partial.is_file() else {

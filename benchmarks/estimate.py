@@ -1,4 +1,4 @@
-"""How long each recipe's real run should take, estimated from FLOPs (not run): `python -m kerastune.bench.estimate`.
+"""How long each recipe's real run should take, estimated from FLOPs (not run): `python -m benchmarks.estimate`.
 
 Training time = model FLOPs of the run (`flops.py`, counted from the real
 checkpoints' shapes and the workload below) / (peak x MFU). The workloads'
@@ -14,7 +14,7 @@ accelerator (51 ms was measured on this CPU for a 32-row FLAN-T5-small step).
 
 import dataclasses
 
-from kerastune.bench.flops import distilbert_forward, gpt2_forward, t5_forward
+from benchmarks.flops import distilbert_forward, gpt2_forward, t5_forward
 
 # The real checkpoints' shapes (their config.json).
 FLAN_T5_SMALL = dict(d_model=512, d_ff=1024, d_kv=64, num_heads=6, num_layers=8, vocab_size=32128,

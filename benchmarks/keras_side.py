@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerastune.bench.workloads import MODELS
+from benchmarks.workloads import MODELS
 
 
 def matmul_peak(size=2048, repeats=10) -> float:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from kerastune.bench.workloads import MODELS
+from benchmarks.workloads import MODELS
 
 
 def write_checkpoint(model: str, path, texts) -> Path:

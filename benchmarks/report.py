@@ -1,7 +1,7 @@
 """Turn the sides' raw timings into bench.json rows and a markdown table with the targets."""
 
-from kerastune.bench.flops import real_tokens, training_flops
-from kerastune.bench.workloads import MODELS, workloads
+from benchmarks.flops import real_tokens, training_flops
+from benchmarks.workloads import MODELS, workloads
 
 # Ratios kerastune / transformers + PyTorch on this CPU, TensorFlow backend, and MFU.
 TARGETS = {"training": 1.3, "generation": 2.0, "pipeline": 5.0, "mfu": 0.60}

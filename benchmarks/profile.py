@@ -1,7 +1,7 @@
 """Where TensorFlow spends a bench item's time, for the closing notes' missed targets.
 
-    python -m kerastune.bench.profile CHECKPOINT_DIR MODEL [SIZE]          # a training step
-    python -m kerastune.bench.profile CHECKPOINT_DIR greedy|beam4 [SIZE]   # a generation batch (T5)
+    python -m benchmarks.profile CHECKPOINT_DIR MODEL [SIZE]          # a training step
+    python -m benchmarks.profile CHECKPOINT_DIR greedy|beam4 [SIZE]   # a generation batch (T5)
 
 CHECKPOINT_DIR is one `kerastune bench` wrote (OUT/work/MODEL) for SIZE
 (tiny, quick or full; default quick). A training step runs the bench's
@@ -44,8 +44,8 @@ def group_of(op_type: str) -> str:
 
 
 def profile_training(checkpoint: str, model_name: str, size="quick") -> dict:
-    from kerastune.bench.keras_side import training_dataset
-    from kerastune.bench.workloads import MODELS, workloads
+    from benchmarks.keras_side import training_dataset
+    from benchmarks.workloads import MODELS, workloads
     from kerastune.models import load_model
     from kerastune.training.fit import compile_for_training, without_preprocessor
     from kerastune.training.optimizer import create_optimizer
@@ -96,7 +96,7 @@ def profile_generation(checkpoint: str, num_beams=1, size="quick") -> dict:
     """Encoder and search seconds for the bench's longest generation batch, and the search's XLA kernels."""
     # XLA reads its flags when it first compiles: per-kernel trace events for the search.
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_enable_xprof_traceme=true").strip()
-    from kerastune.bench.workloads import workloads
+    from benchmarks.workloads import workloads
     from kerastune.data.tokens import bucket_width
     from kerastune.generation.seq2seq import Seq2SeqGenerator
     from kerastune.models import load_model

@@ -7,7 +7,8 @@ measures training throughput of three models, greedy and beam-4 generation,
 the instruction-tuning pipeline end to end, and a matmul peak. The rows,
 ratios and targets go to OUT/bench.json and OUT/bench.md (`report.py`).
 Needs torch and transformers (`pip install -e ".[test]"`; torch==2.13.0 is
-the CPU build).
+the CPU build). This folder sits beside the `kerastune` package, not in it:
+it imports torch and TensorFlow internals that the library never needs.
 """
 
 import csv
@@ -19,6 +20,8 @@ import time
 from pathlib import Path
 
 from kerastune.errors import KerastuneError
+
+ROOT = Path(__file__).resolve().parents[1]  # the repository: `python -m benchmarks.worker` runs from here
 
 LABELS = ["World", "Sports", "Business", "Sci/Tech"]
 
@@ -56,8 +59,8 @@ def write_news_splits(source_dir: Path, out_dir: Path, sizes) -> Path:
 
 def prepare(workdir: Path, size: str) -> dict:
     """Checkpoints and data both sides load; returns the plan the workers read."""
-    from kerastune.bench.reference import write_checkpoint
-    from kerastune.bench.workloads import MODELS, workloads
+    from benchmarks.reference import write_checkpoint
+    from benchmarks.workloads import MODELS, workloads
     from kerastune.recipes import RECIPES_DIR, load_config
 
     work = workloads(size)
@@ -79,15 +82,15 @@ def prepare(workdir: Path, size: str) -> dict:
 
 
 def run_side(side: str, workdir: Path, per_item=True) -> dict:
-    from kerastune.bench.worker import MORE_ITEMS
+    from benchmarks.worker import MORE_ITEMS
 
-    env = dict(os.environ)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     if side != "torch":
         env["KERAS_BACKEND"] = side
     print(f"\n=== bench: {side} ===", flush=True)
     started = time.perf_counter()
     while True:  # one process per item (worker.py says why)
-        command = [sys.executable, "-m", "kerastune.bench.worker", side, str(workdir)] + ([] if per_item else ["--all"])
+        command = [sys.executable, "-m", "benchmarks.worker", side, str(workdir)] + ([] if per_item else ["--all"])
         done = subprocess.run(command, env=env)
         if done.returncode != MORE_ITEMS:
             break
@@ -104,7 +107,7 @@ def run_bench(out_dir="runs/bench", size="full", backends=("tensorflow", "jax"),
     `reuse` keeps the sides an earlier run of the same size measured in OUT/work and runs only the
     missing ones (a long full run can be finished in parts; bench.json lists which sides were reused).
     """
-    from kerastune.bench.report import build_rows, markdown
+    from benchmarks.report import build_rows, markdown
 
     _check_reference_stack()
     out_dir = Path(out_dir)
