@@ -21,7 +21,7 @@ bench: install
 
 # Two pytest workers, a test file each at a time (most of a test's time is single-threaded Python and
 # compilation). test_distribution.py needs simulated devices (tests/conftest.py): a process of its own.
-PYTEST := $(BIN)/pytest -q -n 2 --dist loadfile --ignore=tests/test_distribution.py
+PYTEST := $(BIN)/pytest -q -n 2 --dist loadfile --durations=12 --ignore=tests/test_distribution.py
 test-tensorflow:
 	KERAS_BACKEND=tensorflow $(PYTEST)
 	KERAS_BACKEND=tensorflow KERASTUNE_TEST_DEVICES=1 $(BIN)/pytest -q tests/test_distribution.py

@@ -84,10 +84,10 @@ def cmd_export(args):
         if subprocess.run(command, env=env).returncode:
             raise KerastuneError("export under the TensorFlow backend failed (see above)")
         return
-    from kerastune.generation.cli import load_for_generation
     from kerastune.models import model_kind
+    from kerastune.training.run_dir import load_run_model
 
-    model, settings = load_for_generation(args.model, args.num_beams, args.max_new_tokens)
+    model, settings = load_run_model(args.model, args.num_beams, args.max_new_tokens)
     if args.format == "hf":
         from kerastune.export.hf_format import export_hf
 

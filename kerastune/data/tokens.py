@@ -20,6 +20,7 @@
 import bisect
 import collections
 
+import numpy as np
 import tensorflow as tf
 
 DEFAULT_BOUNDARIES = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512)
@@ -82,3 +83,10 @@ def count_bucketed_batches(lengths, batch_size: int, max_length: int, drop_remai
     if drop_remainder:
         return sum(n // batch_size for n in per_bucket.values())
     return sum(-(-n // batch_size) for n in per_bucket.values())
+
+
+def to_str(value) -> str:
+    """A detokenizer's output (str, bytes or a scalar tensor) as str; a byte-level BPE piece may be
+    partial UTF-8, shown as U+FFFD as transformers does."""
+    value = np.asarray(value).item() if not isinstance(value, (str, bytes)) else value
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)

@@ -15,11 +15,10 @@ import keras
 import numpy as np
 from keras import ops
 
-from kerastune.data.tokens import bucket_width, causal_prompt, until_end
+from kerastune.data.tokens import bucket_width, causal_prompt, to_str, until_end
 from kerastune.errors import KerastuneError
 from kerastune.generation.samplers import make_sampler, resolve_sampler_name
 from kerastune.generation.search import beam_search
-from kerastune.generation.seq2seq import to_str
 from kerastune.runtime import compile_model_function
 
 

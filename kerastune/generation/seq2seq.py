@@ -17,7 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kerastune.data.tokens import bucket_width, until_end, with_end_token
+from kerastune.data.tokens import bucket_width, to_str, until_end, with_end_token
 from kerastune.generation.search import beam_search, greedy_search, sample_search
 from kerastune.models.t5 import decoding
 from kerastune.runtime import compile_model_function, stateless_uniform
@@ -221,10 +221,3 @@ class Seq2SeqGenerator:
 
 def _log_softmax(logits):
     return ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
-
-
-def to_str(value) -> str:
-    """A detokenizer's output (str, bytes or a scalar tensor) as str; a byte-level BPE piece may be
-    partial UTF-8, shown as U+FFFD as transformers does."""
-    value = np.asarray(value).item() if not isinstance(value, (str, bytes)) else value
-    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)

@@ -8,6 +8,8 @@
     model/               the Keras preset at the end (+ labels.json for classifiers)
     metrics.json         flat name -> number at the end (write_metrics)
 
+`load_run_model` reads a finished run back: its model and generation settings.
+
 Anything a killed run must never leave half-written (checkpoints, best
 weights, JSON files) goes through `atomic_path`: written under a hidden
 temporary name beside its final one, then renamed in one step.
@@ -21,7 +23,9 @@ import shutil
 import time
 from pathlib import Path
 
-from kerastune.config import to_toml
+from kerastune.config import read_toml, to_toml
+from kerastune.errors import KerastuneError
+from kerastune.models import load_model, model_kind
 
 
 @contextlib.contextmanager
@@ -110,3 +114,31 @@ def keep_history(path, rows_to_keep: int):
             writer = csv.DictWriter(f, fieldnames=header)
             writer.writeheader()
             writer.writerows(rows)
+
+
+# ---- reading a finished run ----------------------------------------------------------------------
+
+def load_run_model(model_or_run_dir: str, num_beams=None, max_new_tokens=None, revision=""):
+    """(model, generation settings) from a run directory (its config's settings) or any model.
+
+    Explicit `num_beams` / `max_new_tokens` override the run's; `kerastune
+    generate` and `kerastune export` resolve settings the same way, so they
+    produce the same text.
+    """
+    path = Path(model_or_run_dir)
+    saved = {}
+    if (path / "config.toml").is_file() and (path / "model").is_dir():
+        saved = read_toml(path / "config.toml")
+        path = path / "model"
+    elif (path / "config.toml").is_file():
+        raise KerastuneError(f"run directory {path} has no model/ yet (did the run finish?)")
+    model = load_model(str(path) if path.exists() else model_or_run_dir, revision=revision)
+    if model_kind(model) not in ("seq2seq", "causal_lm", "masked_lm"):
+        raise KerastuneError(f"generate supports seq2seq, causal and masked LMs; got {type(model).__name__}")
+    generation, data = saved.get("generation", {}), saved.get("data", {})
+    settings = dict(  # run directories written before configs were nested have flat keys
+        max_new_tokens=max_new_tokens or generation.get("max_new_tokens", saved.get("max_new_tokens", 32)),
+        num_beams=num_beams or generation.get("num_beams", saved.get("num_beams", 1)),
+        max_source_length=data.get("max_source_length", saved.get("max_source_length", 512)),
+    )
+    return model, settings
