@@ -30,7 +30,7 @@ from kerastune.generation.fill_mask import fill_mask, format_fill_mask
 from kerastune.metrics.perplexity import perplexity
 from kerastune.models import load_recipe_model
 from kerastune.runtime import set_precision, set_seed
-from kerastune.training import create_optimizer, fit
+from kerastune.training import count_batches, create_optimizer, fit
 from kerastune.training.run_dir import start_run, write_metrics
 
 RECIPE = "mlm_domain_adaptation"
@@ -107,9 +107,7 @@ def main(config: Config) -> dict:
     before = perplexity(model, test_ds)
     print(f"Perplexity before training: {before:.2f}")
     top_before = show_fill_mask(model, config.eval.fill_mask_text, "before")
-    batches = train_size // train_settings.batch_size if data.static_shapes else math.ceil(
-        train_size / train_settings.batch_size)
-    optimizer = create_optimizer(train_settings.learning_rate, batches * train_settings.epochs,
+    optimizer = create_optimizer(train_settings.learning_rate, count_batches(train_ds) * train_settings.epochs,
                                  train_settings.warmup_steps, train_settings.weight_decay, model)
     fit(model, train_ds, epochs=train_settings.epochs, run_dir=run_dir, optimizer=optimizer, validation_data=test_ds,
         resume=train_settings.resume, keep_checkpoints=train_settings.keep_checkpoints)
