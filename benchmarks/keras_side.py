@@ -46,7 +46,7 @@ def training_dataset(family, examples, batch_size, model):
         pairs = tf.data.Dataset.from_tensor_slices((
             tf.ragged.constant(examples["inputs"], tf.int32), tf.ragged.constant(examples["targets"], tf.int32)))
         pairs = pairs.map(lambda s, t: (s, t))  # ragged rows -> dense vectors
-        return batch_pairs(pairs, len(examples["inputs"]), batch_size, 512, 512, shuffle=False)
+        return batch_pairs(pairs, batch_size, 512, 512)
     if family == "gpt2":
         return causal_lm_dataset(examples["inputs"], batch_size, max_length=1024, shuffle=False)
     return masked_lm_dataset(examples["inputs"], batch_size, model.preprocessor.tokenizer)

@@ -8,3 +8,10 @@ line and exits non-zero, without a traceback.
 
 class KerastuneError(Exception):
     """A problem with the user's input, explained in one line."""
+
+
+class Diverged(KerastuneError):
+    """Training produced a loss that is not finite: the run stops (exit status 3), its last good
+    checkpoint kept."""
+
+    exit_status = 3

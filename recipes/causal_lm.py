@@ -20,8 +20,6 @@ Settings: causal_lm.toml beside this file.
 
 import dataclasses
 import json
-import math
-import time
 
 import kerastune.quiet  # noqa: F401  (first: TensorFlow's load-time log lines only with --debug)
 from kerastune.config import (
@@ -38,7 +36,7 @@ from kerastune.data.causal_lm import causal_lm_dataset, drop_empty, make_example
 from kerastune.errors import KerastuneError
 from kerastune.generation.causal import CausalLMGenerator
 from kerastune.generation.trace import trace
-from kerastune.metrics.perplexity import masked_cross_entropy
+from kerastune.metrics.perplexity import exp_loss, masked_cross_entropy
 from kerastune.models import load_recipe_model
 from kerastune.runtime import set_precision, set_seed
 from kerastune.training import BestMetric, count_batches, create_optimizer, fit, without_preprocessor
@@ -115,7 +113,6 @@ def show_generations(generators, generation: Generation, run_dir, when) -> dict:
 
 
 def main(config: Config) -> dict:
-    started = time.time()
     data, train_settings, generation = config.data, config.train, config.generation
     decoders = {"greedy": dict(sampler="greedy"), **strategies(generation)}  # greedy also draws the step table
     set_seed(config.seed)
@@ -159,37 +156,37 @@ def main(config: Config) -> dict:
     generators = {name: CausalLMGenerator(model, tokenizer, max_new_tokens=generation.max_new_tokens,
                                           seed=config.seed, **settings) for name, settings in decoders.items()}
     loss_before = masked_cross_entropy(model, eval_ds)
-    print(f"Eval loss before training: {loss_before:.4f} (perplexity {math.exp(loss_before):.2f})")
+    print(f"Eval loss before training: {loss_before:.4f} (perplexity {exp_loss(loss_before):.2f})")
     before = show_generations(generators, generation, run_dir, "before")
 
     # Fine-tune, evaluating every epoch; keep the best epoch's weights.
     optimizer = create_optimizer(train_settings.learning_rate, count_batches(train_ds) * train_settings.epochs,
                                  train_settings.warmup_steps, train_settings.weight_decay, model)
     best = BestMetric(run_dir / "best.json", monitor="val_loss", mode="min",
-                      weights_path=run_dir / "best.weights.h5")
+                      weights_path=run_dir / "best.npz")
     fit(model, train_ds, epochs=train_settings.epochs, run_dir=run_dir, optimizer=optimizer,
         validation_data=eval_ds, callbacks=[best], resume=train_settings.resume,
         keep_checkpoints=train_settings.keep_checkpoints)
-    if (run_dir / "best.weights.h5").is_file():
-        with without_preprocessor(model):
-            model.load_weights(str(run_dir / "best.weights.h5"))
+    with without_preprocessor(model):
+        restored = best.restore_weights(model)
+    if restored:
         print(f"Restored the best weights: epoch {best.best()['epoch']} (val_loss {best.best()['value']:.4f})")
 
     # After: the same measurements.
     loss_after = masked_cross_entropy(model, eval_ds)
-    print(f"Eval loss after training: {loss_after:.4f} (perplexity {math.exp(loss_after):.2f})")
+    print(f"Eval loss after training: {loss_after:.4f} (perplexity {exp_loss(loss_after):.2f})")
     after = show_generations(generators, generation, run_dir, "after")
     generations = {name: {"before": before[name], "after": after[name]} for name in before}
     (run_dir / "generations.json").write_text(json.dumps(generations, indent=2, ensure_ascii=False) + "\n")
 
     model.save_to_preset(str(run_dir / "model"))
     metrics = write_metrics(run_dir, config, {
-        "eval_loss_before": loss_before, "perplexity_before": math.exp(loss_before),
-        "eval_loss": loss_after, "perplexity": math.exp(loss_after),
-        "eval_loss_after": loss_after, "perplexity_after": math.exp(loss_after),
+        "eval_loss_before": loss_before, "perplexity_before": exp_loss(loss_before),
+        "eval_loss": loss_after, "perplexity": exp_loss(loss_after),
+        "eval_loss_after": loss_after, "perplexity_after": exp_loss(loss_after),
         "best_epoch": best.best().get("epoch", 0), "dropped_empty_rows": dropped_train + dropped_eval,
         "train_sequences": len(train_examples), "eval_sequences": len(eval_examples),
-    }, started)
+    })
     print("\n" + "  ".join(f"{k}: {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
     return metrics
 

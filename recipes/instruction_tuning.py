@@ -14,7 +14,6 @@ Settings: instruction_tuning.toml beside this file.
 """
 
 import dataclasses
-import time
 
 import kerastune.quiet  # noqa: F401  (first: TensorFlow's load-time log lines only with --debug)
 from kerastune.config import (
@@ -90,7 +89,6 @@ def to_prompts(split, data: Data):
 
 
 def main(config: Config) -> dict:
-    started = time.time()
     data, train_settings, generation = config.data, config.train, config.generation
     set_seed(config.seed)
     set_precision(config.model.precision)
@@ -162,7 +160,7 @@ def main(config: Config) -> dict:
         test_predictions = generator.generate(test_prompts, batch_size=config.eval.batch_size, progress=True)
         metrics["test_accuracy"] = exact_match(test_predictions, test_targets)["accuracy"]
     model.save_to_preset(str(run_dir / "model"))
-    metrics = write_metrics(run_dir, config, metrics, started)
+    metrics = write_metrics(run_dir, config, metrics)
 
     for prompt, generated, real in list(zip(val_prompts, val_predictions, val_targets))[: config.eval.show_examples]:
         print(f"\nPrompt: {prompt}\nGenerated: {generated}\nReal: {real}")

@@ -21,7 +21,6 @@ Settings: lora_ppo_detox.toml beside this file.
 
 import dataclasses
 import math
-import time
 
 import kerastune.quiet  # noqa: F401  (first: TensorFlow's load-time log lines only with --debug)
 from kerastune.config import (
@@ -171,7 +170,6 @@ def reward_model_for(reward: RewardConfig, run_dir):
 
 
 def main(config: Config) -> dict:
-    started = time.time()
     data, lora, ppo, evaluation = config.data, config.lora, config.ppo, config.eval
     set_seed(config.seed)
     set_precision(config.model.precision)
@@ -222,7 +220,8 @@ def main(config: Config) -> dict:
 
     # Stage 2: PPO against the reward model (reward = the `nothate` logit of query + response).
     rows = run_ppo(trainer, train[0], lambda q, r: scorer.rewards([a + b for a, b in zip(q, r)]),
-                   steps=ppo.steps, run_dir=run_dir, resume=config.train.resume, seed=config.seed)
+                   steps=ppo.steps, run_dir=run_dir, resume=config.train.resume, seed=config.seed,
+                   keep=config.train.keep_checkpoints)
     plot_history(run_dir / "history.csv", run_dir / "plots", names=PPO_PLOTS)
 
     # Toxicity after, the comparison table, the adapters and the merged model.
@@ -241,7 +240,7 @@ def main(config: Config) -> dict:
         mean_reward_first=rows[0]["ppo/mean_scores"], mean_reward_last=rows[-1]["ppo/mean_scores"],
         kl_first=rows[0]["objective/kl"], kl_last=rows[-1]["objective/kl"], ppo_steps=len(rows),
     )
-    metrics = write_metrics(run_dir, config, metrics, started)
+    metrics = write_metrics(run_dir, config, metrics)
     print("Percentage improvement of toxicity score after detoxification:")
     print(f"mean: {metrics['toxicity_improvement_pct']:.2f}%\nstd: {metrics['toxicity_std_improvement_pct']:.2f}%")
     print(table[["reward_before", "reward_after", "reward_diff"]].head(10).to_string())

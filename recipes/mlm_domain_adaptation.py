@@ -18,7 +18,6 @@ Settings: mlm_domain_adaptation.toml beside this file.
 
 import dataclasses
 import math
-import time
 
 import kerastune.quiet  # noqa: F401  (first: TensorFlow's load-time log lines only with --debug)
 from kerastune.config import DataConfig, DistributionConfig, EvalConfig, ModelConfig, RecipeConfig, TrainConfig
@@ -72,7 +71,6 @@ def show_fill_mask(model, text, when):
 
 
 def main(config: Config) -> dict:
-    started = time.time()
     data, train_settings = config.data, config.train
     set_seed(config.seed)
     set_precision(config.model.precision)
@@ -120,7 +118,7 @@ def main(config: Config) -> dict:
         "perplexity_before": before, "perplexity_after": after,
         "eval_loss_before": math.log(before), "eval_loss_after": math.log(after),
         "fill_mask_before": " ".join(top_before), "fill_mask_after": " ".join(top_after),
-    }, started)
+    })
     print("\n" + "  ".join(f"{k}: {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
     return metrics
 

@@ -21,7 +21,6 @@ Settings: seq2seq_qa.toml beside this file.
 
 import dataclasses
 import textwrap
-import time
 
 import kerastune.quiet  # noqa: F401  (first: TensorFlow's load-time log lines only with --debug)
 from kerastune.config import (
@@ -90,7 +89,6 @@ def to_pairs(split, data: Data):
 
 
 def main(config: Config) -> dict:
-    started = time.time()
     data, train_settings, generation = config.data, config.train, config.generation
     eval_batch = config.eval.batch_size
     set_seed(config.seed)
@@ -152,7 +150,7 @@ def main(config: Config) -> dict:
     metrics.update({f"{k}_before": v for k, v in untrained.items()})
     metrics.update(best_epoch=best.best().get("epoch", 0), best_rougeL=best.best().get("value", 0.0))
     model.save_to_preset(str(run_dir / "model"))
-    metrics = write_metrics(run_dir, config, metrics, started)
+    metrics = write_metrics(run_dir, config, metrics)
 
     for question, answer, reference in list(zip(eval_inputs, predictions, eval_targets))[:3]:
         print(f"\nQuestion: {question}\nGenerated: {answer}\nReference: {reference}")

@@ -28,7 +28,7 @@ def test_eval_loss_falls_best_weights_return_and_generate_traces(tmp_path, capsy
     best = json.loads((run_dir / "best.json").read_text())
     assert f"Restored the best weights: epoch {best['epoch']}" in out
     assert metrics["eval_loss_after"] == pytest.approx(best["value"], rel=0.05)
-    for name in ("history.csv", "plots/loss.png", "model", "best.weights.h5", "tensorboard", "trace_after.csv"):
+    for name in ("history.csv", "plots/loss.png", "model", "best.npz", "tensorboard", "trace_after.csv"):
         assert (run_dir / name).exists(), name
     generations = json.loads((run_dir / "generations.json").read_text())
     assert list(generations) == ["greedy", "eps_greedy"]

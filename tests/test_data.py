@@ -86,18 +86,25 @@ def test_decoder_inputs_and_loss_weights(tokenizer):
         assert x["encoder_token_ids"][row, x["encoder_padding_mask"][row].sum() - 1] == tokenizer.end_token_id
 
 
-def test_shuffle_is_seeded_and_fresh_each_epoch(tokenizer, news_rows):
+def test_shuffle_is_seeded_and_drawn_per_epoch_number(tokenizer, news_rows):
+    """An epoch's order depends on the seed and the epoch number (set by `fit`), not on how many passes
+    came before: a resumed run sees the orders an uninterrupted one saw."""
+    from kerastune.data.epochs import epoch_variable
+
     sources = [r["text"] for r in news_rows[:64]]
 
-    def first_ids(seed):
+    def first_ids(seed, epochs):
         ds = prepare_tf_dataset(sources, ["x"] * 64, tokenizer, batch_size=8, max_source_length=64, seed=seed)
-        return [tuple(b[0]["encoder_token_ids"][0][:6]) for b in batches(ds)], [
-            tuple(b[0]["encoder_token_ids"][0][:6]) for b in batches(ds)
-        ]
+        passes = []
+        for epoch in epochs:
+            epoch_variable().assign(epoch)
+            passes.append([tuple(b[0]["encoder_token_ids"][0][:6]) for b in batches(ds)])
+        return passes
 
-    epoch1, epoch2 = first_ids(3)
-    assert epoch1 != epoch2
-    assert first_ids(3)[0] == epoch1
+    epoch0, epoch1 = first_ids(3, [0, 1])
+    assert epoch0 != epoch1
+    assert first_ids(3, [1]) == [epoch1] and first_ids(3, [0]) == [epoch0]
+    assert first_ids(4, [0]) != [epoch0]
 
 
 def test_static_shapes_give_fixed_widths(tokenizer, news_rows):

@@ -80,7 +80,7 @@ def test_killed_run_resumes_and_learns_an_unseen_csv(tmp_path, unseen_csv_dir, c
     first = subprocess.Popen(command(run_dir, unseen_csv_dir, 3), cwd=ROOT, env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 400
-    while not (run_dir / "checkpoints" / "epoch-001").is_dir():
+    while not (run_dir / "checkpoints" / "epoch-0001").is_dir():
         assert first.poll() is None and time.time() < deadline, "first run ended before its first checkpoint"
         time.sleep(0.5)
     first.send_signal(signal.SIGKILL)

@@ -40,7 +40,7 @@ def test_every_stage_runs_and_writes_its_outputs(data, tmp_path):
     assert 0.0 <= metrics["toxicity_before_mean"] <= 1.0 and metrics["ppo_steps"] == 2
     for name in ("history.csv", "plots/objective_kl.png", "plots/ppo_mean_scores.png", "tensorboard/ppo",
                  "adapters/summarization.npz", "adapters/detox.npz", "summarization/history.csv",
-                 "checkpoints/ppo/state.json"):
+                 "checkpoints/ppo-0002/manifest.json"):
         assert (run_dir / name).exists(), name
     with open(run_dir / "compare.csv") as f:
         table = list(csv.DictReader(f))

@@ -42,8 +42,12 @@ def test_remainder_is_dropped(tokenizer):
 
 
 def batches(ds, epochs=1):
+    """Passes over `ds` as `fit` makes them: each epoch's number set first (masks are drawn per epoch)."""
+    from kerastune.data.epochs import epoch_variable
+
     out = []
-    for _ in range(epochs):
+    for epoch in range(epochs):
+        epoch_variable().assign(epoch)
         out.append([(np.asarray(x["token_ids"]), np.asarray(y), np.asarray(w)) for x, y, w in ds])
     return out
 

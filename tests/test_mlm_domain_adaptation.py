@@ -17,7 +17,7 @@ def test_perplexity_falls_and_generate_fills_masks(tmp_path, capsys):
     assert code == 0
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["perplexity_after"] < 0.7 * metrics["perplexity_before"], metrics
-    for name in ("history.csv", "plots/loss.png", "model", "checkpoints/epoch-003", "tensorboard"):
+    for name in ("history.csv", "plots/loss.png", "model", "checkpoints/epoch-0003", "tensorboard"):
         assert (run_dir / name).exists(), name
     out = capsys.readouterr().out
     assert "Fill-mask before training" in out and "Fill-mask after training" in out

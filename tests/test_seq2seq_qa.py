@@ -20,7 +20,7 @@ def test_qa_recipe_learns_and_writes_its_run_directory(tmp_path, capsys):
     assert {"rouge1", "rouge2", "rougeL", "rougeLsum", "eval_loss", "best_epoch", "best_rougeL"} <= set(metrics)
     assert metrics["rougeL"] > metrics["rougeL_before"] + 0.3, metrics
     checkpoints = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
-    assert checkpoints == ["epoch-003", "epoch-004", "epoch-005"]
+    assert checkpoints == ["epoch-0003", "epoch-0004", "epoch-0005"]
     best = json.loads((run_dir / "best.json").read_text())
     assert best["monitor"] == "val_rougeL" and 1 <= best["epoch"] <= 5
     header = (run_dir / "history.csv").read_text().splitlines()[0].split(",")

@@ -103,13 +103,14 @@ def test_best_metric_keeps_the_best_weights_and_a_fresh_run_forgets_the_old_best
     from kerastune.training.callbacks import BestMetric
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    best = BestMetric(tmp_path / "best.json", monitor="val_loss", mode="min", weights_path=tmp_path / "b.weights.h5")
+    best = BestMetric(tmp_path / "best.json", monitor="val_loss", mode="min", weights_path=tmp_path / "b.npz")
     best.set_model(model)
     for epoch, loss in enumerate([3.0, 1.0, 2.0]):
         model.layers[0].kernel.assign(np.full((2, 1), epoch, "float32"))
         best.on_epoch_end(epoch, {"val_loss": loss})
     assert json.loads((tmp_path / "best.json").read_text()) == {"monitor": "val_loss", "epoch": 2, "value": 1.0}
-    model.load_weights(str(tmp_path / "b.weights.h5"))
+    model.layers[0].kernel.assign(np.zeros((2, 1), "float32"))
+    assert best.restore_weights(model)
     assert float(model.layers[0].kernel.numpy()[0, 0]) == 1.0
     best.start_fresh()  # what `fit` calls when it does not resume: an old run's best must not win
-    assert not (tmp_path / "best.json").exists() and not (tmp_path / "b.weights.h5").exists()
+    assert not (tmp_path / "best.json").exists() and not (tmp_path / "b.npz").exists()

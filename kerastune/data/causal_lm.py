@@ -16,6 +16,7 @@ GPT-2 has no pad token, and `<|endoftext|>` inside a text is a real label.
 import numpy as np
 import tensorflow as tf
 
+from kerastune.data.epochs import rows_each_epoch
 from kerastune.data.tokens import PAD_MULTIPLE, bucket_boundaries, count_bucketed_batches
 from kerastune.errors import KerastuneError
 
@@ -66,9 +67,7 @@ def causal_lm_dataset(examples, batch_size: int, max_length: int, shuffle=True, 
     if not examples:
         raise KerastuneError("no causal-LM examples to batch (every text was empty?)")
     ragged = tf.ragged.constant(examples, dtype=tf.int32)
-    ds = tf.data.Dataset.from_tensor_slices(ragged).map(lambda ids: (ids, tf.ones_like(ids)))
-    if shuffle:
-        ds = ds.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
+    ds = rows_each_epoch(ragged, seed, shuffle).map(lambda ids: (ids, tf.ones_like(ids)))
     edges = bucket_boundaries(max_length)
     ds = ds.bucket_by_sequence_length(
         element_length_func=lambda ids, mask: tf.shape(ids)[0],

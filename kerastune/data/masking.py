@@ -10,12 +10,14 @@ positions and -100 everywhere else, so unchosen positions carry no loss
 (the course version that forgot this reported a false perplexity).
 
 Masks are drawn with stateless random ops from a per-example seed. Training
-data takes seeds from `tf.data.Dataset.random(rerandomize_each_iteration=True)`,
-so every epoch gets fresh masks and a run is reproducible; evaluation data
+data takes seeds from (seed, epoch, position) (data/epochs.py), so every
+epoch gets fresh masks and a run, resumed or not, is reproducible; evaluation data
 uses a fixed seed, so perplexity before and after training is comparable.
 """
 
 import tensorflow as tf
+
+from kerastune.data.epochs import epoch_variable, rows_each_epoch
 
 IGNORE = -100
 
@@ -57,13 +59,16 @@ def masked_lm_dataset(chunks, tokenizer, batch_size, masking="token", seed=0, sh
     word_ids = tf.constant(chunks["word_ids"], tf.int32)
     specials = [tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id]
     mask_id, vocab_size = tokenizer.mask_token_id, tokenizer.vocabulary_size()
-    ds = tf.data.Dataset.from_tensor_slices((input_ids, word_ids))
-    if shuffle:
-        ds = ds.shuffle(len(chunks), seed=seed, reshuffle_each_iteration=True)
-    if fixed_masks:
-        seeds = tf.data.Dataset.range(len(chunks)).map(lambda i: tf.stack([tf.cast(seed, tf.int64), i]))
-    else:
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    ds = rows_each_epoch((input_ids, word_ids), seed, shuffle)
+    # Example seeds [seed, k]: evaluation's fixed masks use k = position; training's, k = (epoch + 1) * n +
+    # position, read when each pass starts, so every epoch masks afresh and a resumed run masks alike.
+    n = len(chunks)
+
+    def seeds_of_a_pass(_):
+        first = tf.constant(0, tf.int64) if fixed_masks else (epoch_variable().read_value() + 1) * n
+        return tf.data.Dataset.range(n).map(lambda i: tf.stack([tf.cast(seed, tf.int64), first + i]))
+
+    seeds = tf.data.Dataset.from_tensors(0).flat_map(seeds_of_a_pass)
 
     def mask(pair, example_seed):
         ids, words = pair

@@ -1,7 +1,7 @@
 """`prepare_tf_dataset`: text pairs -> batched, length-bucketed seq2seq tensors.
 
-Tokenization runs inside tf.data. Examples are shuffled (seeded, reshuffled
-every epoch), grouped into buckets of similar source length and each batch
+Tokenization runs inside tf.data. Examples are shuffled (an order per seed
+and epoch: data/epochs.py), grouped into buckets of similar source length and each batch
 is padded to its own longest sequence (rounded up to a multiple of 8, which
 bounds the number of shapes XLA compiles: data/tokens.py), not to a global maximum like the
 seed's 400. `static_shapes=True` pads to the bucket boundary instead, so XLA
@@ -16,6 +16,7 @@ padding, so padding carries no loss.
 
 import tensorflow as tf
 
+from kerastune.data.epochs import rows_each_epoch
 from kerastune.data.tokens import (
     PAD_MULTIPLE,
     bucket_boundaries,
@@ -25,10 +26,10 @@ from kerastune.data.tokens import (
 )
 
 
-def tokenize_pairs(sources, targets, tokenizer, max_source_length, max_target_length):
-    """An unbatched dataset of (source_ids, target_ids) int32 vectors."""
+def tokenize_pairs(sources, targets, tokenizer, max_source_length, max_target_length, shuffle=False, seed=0):
+    """An unbatched dataset of (source_ids, target_ids) int32 vectors (shuffled per epoch: data/epochs.py)."""
     end_id = int(tokenizer.end_token_id)
-    ds = tf.data.Dataset.from_tensor_slices((list(sources), list(targets)))
+    ds = rows_each_epoch((tf.constant(list(sources), tf.string), tf.constant(list(targets), tf.string)), seed, shuffle)
 
     def tokenize(src, tgt):
         return (
@@ -71,18 +72,16 @@ def prepare_tf_dataset(
 ):
     """Batched, bucketed, prefetched seq2seq training data (see module docstring). The dataset knows its
     number of batches (`cardinality`), counted from the sources' token lengths."""
-    ds = tokenize_pairs(sources, targets, tokenizer, max_source_length, max_target_length)
+    ds = tokenize_pairs(sources, targets, tokenizer, max_source_length, max_target_length, shuffle, seed)
     lengths = [min(len(p), max_source_length - 1) + 1 for p in tokenizer(list(sources))] if len(sources) else []
-    return batch_pairs(ds, len(sources), batch_size, max_source_length, max_target_length, shuffle, seed,
-                       boundaries, static_shapes, pad_to_multiple_of, source_lengths=lengths)
+    return batch_pairs(ds, batch_size, max_source_length, max_target_length, boundaries, static_shapes,
+                       pad_to_multiple_of, source_lengths=lengths)
 
 
-def batch_pairs(ds, size, batch_size, max_source_length, max_target_length, shuffle=True, seed=0, boundaries=None,
-                static_shapes=False, pad_to_multiple_of=PAD_MULTIPLE, source_lengths=None):
-    """Shuffle, bucket, pad and batch a dataset of `size` (source_ids, target_ids) pairs (already tokenized).
+def batch_pairs(ds, batch_size, max_source_length, max_target_length, boundaries=None, static_shapes=False,
+                pad_to_multiple_of=PAD_MULTIPLE, source_lengths=None):
+    """Bucket, pad and batch a dataset of (source_ids, target_ids) pairs (already tokenized).
     With `source_lengths` the result knows its number of batches (checked by tf.data as it runs)."""
-    if shuffle:
-        ds = ds.shuffle(size, seed=seed, reshuffle_each_iteration=True)
     edges = bucket_boundaries(max_source_length, boundaries)
     padded_shapes = ([None], [max_target_length] if static_shapes else [None])
     ds = ds.bucket_by_sequence_length(

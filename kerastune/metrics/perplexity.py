@@ -28,5 +28,10 @@ def masked_cross_entropy(model, dataset) -> float:
     return total / max(count, 1.0)
 
 
+def exp_loss(loss: float) -> float:
+    """exp(loss), `inf` where it overflows (a diverged model) instead of an OverflowError."""
+    return math.exp(loss) if loss < 709.0 else math.inf
+
+
 def perplexity(model, dataset) -> float:
-    return math.exp(masked_cross_entropy(model, dataset))
+    return exp_loss(masked_cross_entropy(model, dataset))

@@ -5,17 +5,20 @@ batches only, like trl's dataloader), samples responses for the whole batch
 in one compiled call, scores `query + response` with the reward function,
 and runs one `PPOTrainer.step`. Every step appends trl's statistics to
 history.csv, writes them to TensorBoard and saves a checkpoint, so an
-interrupted run resumes at the step after the last one it finished.
+interrupted run resumes at the step after the last one it finished. A
+step whose statistics are not finite stops the run (`Diverged`) before
+its checkpoint is written.
 """
 
-import shutil
+import math
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from kerastune.errors import KerastuneError
-from kerastune.training.run_dir import append_history, keep_history, read_history
+from kerastune.errors import Diverged, KerastuneError
+from kerastune.training.checkpoints import remove_checkpoints
+from kerastune.training.run_dir import append_history, elapsed, keep_history, read_history, resumed_clock
 
 PROGRESS_STATS = ("objective/kl", "ppo/mean_scores", "ppo/returns/mean", "ppo/policy/advantages_mean")
 
@@ -30,21 +33,23 @@ def batch_indices(step, n_queries, batch_size, seed) -> np.ndarray:
     return order[first:first + batch_size]
 
 
-def run_ppo(trainer, queries, score_fn, steps, run_dir, resume=True, seed=0, verbose=True) -> list[dict]:
+def run_ppo(trainer, queries, score_fn, steps, run_dir, resume=True, seed=0, verbose=True, keep=3) -> list[dict]:
     """Run PPO steps up to `steps`; returns one stats row per step (resumed rows included).
 
     `score_fn(query_texts, response_texts) -> scores` is the reward model.
+    Checkpoints: `run_dir/checkpoints/ppo-NNNN/`, the newest `keep` kept.
     """
     run_dir = Path(run_dir)
-    checkpoint, history_csv = run_dir / "checkpoints" / "ppo", run_dir / "history.csv"
+    checkpoints, history_csv = run_dir / "checkpoints", run_dir / "history.csv"
     rows = []
-    if resume and (checkpoint / "state.json").is_file():
-        trainer.load_state(checkpoint)
+    checkpoint, state = trainer.load_state(checkpoints) if resume else (None, {})
+    if checkpoint:
         keep_history(history_csv, trainer.steps_done)
         rows = [{k: float(v) for k, v in r.items()} for r in read_history(history_csv)]
+        resumed_clock(state.get("seconds", 0.0))
         print(f"resuming PPO after step {trainer.steps_done} of {steps} from {checkpoint}")
     else:
-        shutil.rmtree(checkpoint, ignore_errors=True)
+        remove_checkpoints(checkpoints, "ppo")
         history_csv.unlink(missing_ok=True)
     query_ids = trainer.encode(queries)
     writer = _tensorboard_writer(run_dir / "tensorboard" / "ppo")
@@ -57,11 +62,16 @@ def run_ppo(trainer, queries, score_fn, steps, run_dir, resume=True, seed=0, ver
         responses = trainer.generate(batch_ids)
         scores = score_fn([queries[i] for i in chosen], trainer.decode(responses))
         stats = trainer.step(batch_ids, responses, scores)
+        bad = [name for name, value in stats.items() if not math.isfinite(value)]
+        if bad:
+            kept = f"the last good checkpoint is ppo-{step:04d}" if step else "no checkpoint was written yet"
+            raise Diverged(f"PPO diverged at step {step + 1}: {', '.join(bad[:3])} not finite; {kept} "
+                           "(try a lower ppo.learning_rate)")
         row = {"step": step + 1, **stats}
         rows.append(row)
         append_history(history_csv, row)
         _log_scalars(writer, row)
-        trainer.save_state(checkpoint)
+        trainer.save_state(checkpoints, keep, {"seconds": elapsed()})
         if bar:
             bar.update(step + 1, values=[(name, stats[name]) for name in PROGRESS_STATS])
     return rows

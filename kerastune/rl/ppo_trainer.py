@@ -12,7 +12,6 @@ and one score per response, then:
 It returns trl's statistics under trl's names.
 """
 
-import json
 from pathlib import Path
 
 import keras
@@ -30,8 +29,8 @@ from kerastune.rl.ppo_math import (
     kl_penalized_rewards,
     masked_mean,
 )
-from kerastune.runtime import backend, compile_model_function, replica_count, variable_values
-from kerastune.training.run_dir import atomic_path
+from kerastune.runtime import backend, compile_model_function, replica_count
+from kerastune.training.checkpoints import restore_latest, save_checkpoint
 
 
 class LengthSampler:
@@ -166,26 +165,19 @@ class PPOTrainer:
         self.steps_done += 1
         return stats
 
-    # ---- checkpoints: trainable weights + dropout seed, Adam's state, the KL coefficient, the RNG ----
+    # ---- checkpoints (training/checkpoints.py's format): the trainable weights and the value head's
+    # dropout seed, Adam's state, and in state.json the step, the KL coefficient and the RNG ----
 
-    def save_state(self, path):
-        with atomic_path(path, folder=True) as partial:
-            np.savez(partial / "weights.npz", *variable_values(self.policy.state_variables()))
-            np.savez(partial / "optimizer.npz", *variable_values(self.policy.optimizer.variables))
-            state = {"steps_done": self.steps_done, "kl_coef": self.kl_ctl.value,
-                     "rng": self.rng.bit_generator.state}
-            (partial / "state.json").write_text(json.dumps(state))
+    def save_state(self, directory, keep=3, extra_state=None) -> Path:
+        state = {"steps_done": self.steps_done, "kl_coef": self.kl_ctl.value, "rng": self.rng.bit_generator.state,
+                 **(extra_state or {})}
+        return save_checkpoint(directory, "ppo", self.steps_done, self.policy.state_variables(),
+                               self.policy.optimizer, state, keep)
 
-    def load_state(self, path):
-        path = Path(path)
-        for name, variables in (("weights", self.policy.state_variables()),
-                                ("optimizer", self.policy.optimizer.variables)):
-            arrays = np.load(path / f"{name}.npz")
-            if len(arrays.files) != len(variables):
-                raise KerastuneError(f"{path}/{name}.npz does not match this policy ({len(arrays.files)} arrays, "
-                                     f"{len(variables)} variables): was it saved with other LoRA settings?")
-            for i, variable in enumerate(variables):
-                variable.assign(arrays[f"arr_{i}"])
-        state = json.loads((path / "state.json").read_text())
-        self.steps_done, self.kl_ctl.value = state["steps_done"], state["kl_coef"]
-        self.rng.bit_generator.state = state["rng"]
+    def load_state(self, directory) -> tuple[Path | None, dict]:
+        """Restore the newest good PPO checkpoint in `directory`: (its path, its state) or (None, {})."""
+        checkpoint, state = restore_latest(directory, "ppo", self.policy.state_variables(), self.policy.optimizer)
+        if checkpoint:
+            self.steps_done, self.kl_ctl.value = state["steps_done"], state["kl_coef"]
+            self.rng.bit_generator.state = state["rng"]
+        return checkpoint, state

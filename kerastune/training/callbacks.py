@@ -5,6 +5,7 @@ from pathlib import Path
 
 import keras
 
+from kerastune.training.checkpoints import load_arrays, save_arrays
 from kerastune.training.run_dir import atomic_path, read_history, write_text
 
 
@@ -42,8 +43,9 @@ class GenerationEvaluation(keras.callbacks.Callback):
 class BestMetric(keras.callbacks.Callback):
     """Remember the best epoch by a logged metric, in `best.json` (survives resume).
 
-    With `weights_path` (a `.weights.h5` file) the best epoch's weights are
-    saved too, for transformers' `load_best_model_at_end`.
+    With `weights_path` (an `.npz`, checkpoints' array format) the best
+    epoch's model variables are saved too, for transformers'
+    `load_best_model_at_end` (`restore_weights`).
     """
 
     def __init__(self, path, monitor, mode="max", weights_path=None):
@@ -59,6 +61,13 @@ class BestMetric(keras.callbacks.Callback):
         if self.weights_path:
             Path(self.weights_path).unlink(missing_ok=True)
 
+    def restore_weights(self, model) -> bool:
+        """Load the best epoch's weights into `model`; False when there are none."""
+        if not (self.weights_path and Path(self.weights_path).is_file()):
+            return False
+        load_arrays(self.weights_path, model.variables)
+        return True
+
     def best(self) -> dict:
         return json.loads(self.path.read_text()) if self.path.is_file() else {}
 
@@ -70,7 +79,7 @@ class BestMetric(keras.callbacks.Callback):
         if not best or self.better(float(value), best["value"]):
             if self.weights_path:
                 with atomic_path(self.weights_path) as partial:
-                    self.model.save_weights(str(partial))
+                    save_arrays(partial, self.model.variables)
             write_text(self.path, json.dumps({"monitor": self.monitor, "epoch": epoch + 1, "value": float(value)}))
 
 

@@ -1,20 +1,47 @@
-"""`fit`: `model.fit` with the run-directory contract: resume, checkpoints, history, plots.
+"""`fit`: `model.fit` with the run-directory contract: resume, checkpoints, history, plots, NaN stop.
 
-Writes into `run_dir`: `checkpoints/epoch-NNN/` (newest `keep` kept),
+Writes into `run_dir`: `checkpoints/epoch-NNNN/` (newest `keep` kept),
 `history.csv`, `tensorboard/` and `plots/*.png`. If a checkpoint exists and
-`resume` is on, training continues from the epoch after it.
+`resume` is on, training continues from the epoch after it, exactly as an
+uninterrupted run would: the checkpoint holds the weights, the optimizer's
+state (schedule step) and dropout's seed states, and the datasets draw
+their order per epoch number (data/epochs.py). A loss that is not finite stops
+the run at that step (`Diverged`), before any checkpoint of it is written.
 """
 
 import contextlib
+import math
 from pathlib import Path
 
 import keras
 
+from kerastune.data.epochs import EpochSetter
+from kerastune.errors import Diverged
 from kerastune.runtime import pad_batches_for_replicas
 from kerastune.training.callbacks import plot_history
-from kerastune.training.checkpoints import RotatingCheckpoint, list_checkpoints, restore_checkpoint
+from kerastune.training.checkpoints import RotatingCheckpoint, list_checkpoints, restore_latest
 from kerastune.training.losses import token_loss, token_metrics
-from kerastune.training.run_dir import keep_history, read_history
+from kerastune.training.run_dir import elapsed, keep_history, read_history, resumed_clock
+
+
+class StopOnNaN(keras.callbacks.Callback):
+    """Stop at the first batch whose loss is NaN or inf: raise, so no callback saves that model."""
+
+    def __init__(self, checkpoint_dir):
+        super().__init__()
+        self.checkpoint_dir = checkpoint_dir
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = float((logs or {}).get("loss", 0.0))
+        if not math.isfinite(loss):
+            last = list_checkpoints(self.checkpoint_dir)
+            kept = f"the last good checkpoint is {last[-1]}" if last else "no checkpoint was written yet"
+            raise Diverged(f"training diverged: loss is {loss} at epoch {self.epoch + 1}, step {batch + 1}; {kept} "
+                           "(try a lower train.learning_rate)")
 
 
 @contextlib.contextmanager
@@ -59,13 +86,13 @@ def fit(model, train_ds, *, epochs, run_dir, optimizer, callbacks=(), resume=Tru
     checkpoint_dir = run_dir / "checkpoints"
     with without_preprocessor(model):
         compile_for_training(model, optimizer)
-        initial_epoch = 0
-        checkpoints = list_checkpoints(checkpoint_dir) if resume else []
-        if checkpoints:
-            state = restore_checkpoint(checkpoints[-1], model, optimizer)
-            initial_epoch = state["epoch"]
-            print(f"Resuming from {checkpoints[-1]} (epoch {initial_epoch} of {epochs} done)")
+        checkpoint, state = (restore_latest(checkpoint_dir, "epoch", model.variables, optimizer) if resume
+                             else (None, {}))
+        initial_epoch = state.get("epoch", 0)
+        if checkpoint:
+            print(f"Resuming from {checkpoint} (epoch {initial_epoch} of {epochs} done)")
             keep_history(history_csv, initial_epoch)
+            resumed_clock(state.get("seconds", 0.0))
         else:
             history_csv.unlink(missing_ok=True)
             for callback in callbacks:
@@ -79,10 +106,13 @@ def fit(model, train_ds, *, epochs, run_dir, optimizer, callbacks=(), resume=Tru
                 validation_data=validation_data,
                 verbose=verbose,
                 callbacks=[
+                    EpochSetter(),
+                    StopOnNaN(checkpoint_dir),
                     *callbacks,
                     keras.callbacks.CSVLogger(str(history_csv), append=initial_epoch > 0),
                     keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False),
-                    RotatingCheckpoint(checkpoint_dir, keep=keep_checkpoints),
+                    RotatingCheckpoint(checkpoint_dir, keep=keep_checkpoints,
+                                       extra_state=lambda: {"seconds": elapsed()}),
                 ],
             )
         else:

@@ -3,8 +3,8 @@
     config.toml          the resolved config, when the run starts (start_run)
     history.csv          a row per epoch (Keras' CSVLogger) or per PPO step (append_history)
     tensorboard/ plots/  the same curves, for TensorBoard and as PNGs (callbacks.plot_history)
-    checkpoints/         epoch-NNN/ (training/checkpoints.py) and ppo/ (rl/ppo_trainer.py)
-    best.json            the best epoch so far, and best.weights.h5 (callbacks.BestMetric)
+    checkpoints/         epoch-NNNN/ and ppo-NNNN/, one format (training/checkpoints.py)
+    best.json            the best epoch so far, and best.npz, its weights (callbacks.BestMetric)
     model/               the Keras preset at the end (+ labels.json for classifiers)
     metrics.json         flat name -> number at the end (write_metrics)
 
@@ -13,14 +13,22 @@
 Anything a killed run must never leave half-written (checkpoints, best
 weights, JSON files) goes through `atomic_path`: written under a hidden
 temporary name beside its final one, then renamed in one step.
+
+`start_run` refuses to resume a run directory that was made with other
+settings (it names the keys that differ), and clears the old run's progress
+when `train.resume` is off. The run's clock (`elapsed`) counts the seconds
+of the work a finished run holds: a resumed run adds its own to those its
+checkpoint recorded.
 """
 
 import contextlib
 import csv
 import json
+import math
 import os
 import shutil
 import time
+import tomllib
 from pathlib import Path
 
 from kerastune.config import read_toml, to_toml
@@ -45,9 +53,14 @@ def atomic_path(final, folder=False):
     except BaseException:
         _remove(partial)
         raise
-    if folder:
-        _remove(final)  # a folder cannot be renamed over a non-empty one
-    os.replace(partial, final)
+    if folder and final.exists():  # a folder cannot be renamed over a non-empty one: move the old one aside
+        old = final.with_name(f".old-{final.name}")
+        _remove(old)
+        os.replace(final, old)
+        os.replace(partial, final)
+        _remove(old)
+    else:
+        os.replace(partial, final)
 
 
 def _remove(path: Path):
@@ -62,21 +75,85 @@ def write_text(path, text: str):
         partial.write_text(text)
 
 
+# Keys a resumed run may change: where it runs, and how it checkpoints.
+RESUMABLE_CHANGES = ("output_dir", "train.resume", "train.keep_checkpoints", "distribution.")
+# What a run leaves in its directory that a fresh start must not find (sub-runs: detox's stages).
+PROGRESS = ("checkpoints", "history.csv", "best.json", "best.npz", "metrics.json")
+RESUME_CHANGED = "KERASTUNE_RESUME_CHANGED"  # set by `--resume-changed`: continue with the new settings
+
+_clock = {"started": time.time(), "before": 0.0}
+
+
 def start_run(config) -> Path:
-    """Create `output_dir` and write the resolved config; returns the directory."""
+    """Create `output_dir` (checking that it can be written), check or clear what an earlier run left,
+    write the resolved config; returns the directory."""
     run_dir = Path(config.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise KerastuneError(f"output_dir {run_dir} is a file, not a directory")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise KerastuneError(f"output_dir {run_dir} cannot be written: {e.strerror or e}") from None
+    if config.train.resume and has_progress(run_dir):
+        changed = changed_settings(run_dir / "config.toml", config)
+        if changed and not os.environ.get(RESUME_CHANGED):
+            raise KerastuneError(
+                f"{run_dir} holds a run made with other settings ({'; '.join(changed)}): rerun with "
+                "--set resume=false to start over, another output_dir, or --resume-changed to continue anyway")
+    elif not config.train.resume:
+        clear_progress(run_dir)
     write_text(run_dir / "config.toml", to_toml(config))
+    _clock.update(started=time.time(), before=0.0)
     return run_dir
 
 
-def write_metrics(run_dir, config, metrics: dict, started: float) -> dict:
-    """metrics.json: flat name -> number, plus recipe, backend and seconds."""
+def has_progress(run_dir) -> bool:
+    return any(next(Path(run_dir).rglob(name), None) for name in PROGRESS)
+
+
+def clear_progress(run_dir):
+    for name in PROGRESS:
+        for path in list(Path(run_dir).rglob(name)):
+            _remove(path)
+
+
+def changed_settings(saved_toml, config) -> list[str]:
+    """`key: old -> new` for each setting that differs from the run directory's config.toml."""
+    from kerastune.config import flatten
+
+    if not Path(saved_toml).is_file():
+        return ["its config.toml is missing"]
+    try:
+        saved = flatten(type(config), read_toml(saved_toml), str(saved_toml))
+    except KerastuneError as e:
+        return [str(e)]
+    current = flatten(type(config), tomllib.loads(to_toml(config)), "the config")
+    return [f"{key}: {saved.get(key)!r} -> {current.get(key)!r}" for key in sorted(set(saved) | set(current))
+            if saved.get(key) != current.get(key) and not key.startswith(RESUMABLE_CHANGES)]
+
+
+def elapsed() -> float:
+    """Seconds of work in this run: this process's since `start_run`, plus a resumed checkpoint's."""
+    return _clock["before"] + time.time() - _clock["started"]
+
+
+def resumed_clock(seconds: float):
+    """A checkpoint was restored: the work it holds took `seconds`; count this process's from now."""
+    _clock.update(started=time.time(), before=float(seconds))
+
+
+def write_metrics(run_dir, config, metrics: dict) -> dict:
+    """metrics.json: flat name -> number, plus recipe, backend and seconds. Valid JSON: a value that is
+    not finite (a perplexity that overflowed) is written as null."""
     import keras
 
     flat = {k: (float(v) if isinstance(v, (int, float)) else v) for k, v in metrics.items()}
-    flat.update(recipe=config.recipe, backend=keras.config.backend(), seconds=round(time.time() - started, 2))
-    write_text(Path(run_dir, "metrics.json"), json.dumps(flat, indent=2) + "\n")
+    flat.update(recipe=config.recipe, backend=keras.config.backend(), seconds=round(elapsed(), 2))
+    written = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in flat.items()}
+    write_text(Path(run_dir, "metrics.json"), json.dumps(written, indent=2, allow_nan=False) + "\n")
     return flat
 
 

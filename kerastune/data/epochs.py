@@ -1,0 +1,48 @@
+"""The training epoch as tf.data sees it: shuffles and random masks drawn per epoch number.
+
+tf.data's own reshuffling draws a new order each time an iterator is made,
+and Keras makes them at points of its own; a resumed run would then replay
+the first epoch's order. Here an epoch's order (and its random masks) is a
+function of the seed and the epoch number, which `fit` sets at the start of
+every epoch (`EpochSetter`), so an interrupted run resumed at epoch k sees
+what an uninterrupted one saw.
+"""
+
+import keras
+import tensorflow as tf
+
+_epoch = []  # one tf.Variable, made on first use
+
+
+def epoch_variable() -> tf.Variable:
+    if not _epoch:
+        with tf.init_scope():
+            _epoch.append(tf.Variable(0, dtype=tf.int64, trainable=False, name="kerastune_epoch"))
+    return _epoch[0]
+
+
+def epoch_seed(seed: int):
+    """A stateless-random seed, [seed, epoch], read when a pass starts."""
+    return tf.stack([tf.cast(seed, tf.int64), epoch_variable().read_value()])
+
+
+def rows_each_epoch(tensors, seed: int, shuffle: bool = True):
+    """A dataset of the rows of `tensors` (a structure of tensors, ragged ones too, with one first dimension),
+    in an order drawn from (seed, epoch) when `shuffle`: the same epoch gives the same order in any run."""
+    size = tf.shape(tf.nest.flatten(tensors)[0], out_type=tf.int64)[0]
+
+    def one_pass(_):
+        order = tf.range(size)
+        if shuffle:
+            order = tf.random.experimental.stateless_shuffle(order, seed=epoch_seed(seed))
+        return tf.data.Dataset.from_tensor_slices(order)
+
+    indices = tf.data.Dataset.from_tensors(0).flat_map(one_pass)
+    return indices.map(lambda i: tf.nest.map_structure(lambda t: tf.gather(t, i), tensors))
+
+
+class EpochSetter(keras.callbacks.Callback):
+    """Tell the datasets which epoch is starting."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        epoch_variable().assign(epoch)
