@@ -6,7 +6,6 @@ import os
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from kerastune.data.epochs import rows_each_epoch
 from kerastune.errors import Diverged, KerastuneError
