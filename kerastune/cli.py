@@ -1,7 +1,9 @@
 """`kerastune run | generate | export | demo | bench`.
 
-Bad input (a `KerastuneError`) prints one line, `error: ...`, and exits with
-status 2; `--debug` shows the traceback instead.
+Every failure is one line on stderr and a status: bad input (a
+`KerastuneError`, an argument error, a file that cannot be read or
+written) `error: ...` and 2; a diverged run 3; anything else `internal
+error: ...` and 1. `--debug` shows the traceback instead.
 """
 
 import argparse
@@ -37,8 +39,12 @@ def cmd_run(args):
             print(line)
         return
     from kerastune.preflight import preflight
+    from kerastune.training.run_dir import RESUME_CHANGED
 
+    if args.resume_changed:
+        os.environ[RESUME_CHANGED] = "1"
     preflight(resolved.config)
+    args.resumable = resolved.config.train.resume
     run(resolved.recipe, resolved.config)
 
 
@@ -53,6 +59,7 @@ def cmd_demo(args):
         overrides = [f"output_dir={Path(args.output_dir) / name}"] + (args.set or [])
         resolved = resolve(str(DEMO_DIR / f"{name}.toml"), (), overrides)
         print(resolved.describe())
+        args.resumable = resolved.config.train.resume
         results[name] = run(resolved.recipe, resolved.config)
     print(f"\n=== demo finished in {time.time() - started:.0f} s (tiny models: they show learning, not quality) ===")
     for name, metrics in results.items():
@@ -62,6 +69,11 @@ def cmd_demo(args):
 
 def cmd_generate(args):
     from kerastune.generation.cli import generate_lines
+
+    for flag in ("num_beams", "max_new_tokens", "batch_size"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise KerastuneError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
 
     for block in generate_lines(args.model, args.text, args):
         print(block)
@@ -73,6 +85,18 @@ def cmd_export(args):
     import subprocess
 
     import keras
+
+    for flag in ("num_beams", "max_new_tokens"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise KerastuneError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise KerastuneError(f"--out {out} is a file, not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise KerastuneError(f"--out {out} cannot be written: {e.strerror or e}") from None
 
     if args.format == "savedmodel" and keras.config.backend() != "tensorflow":
         # The model/ preset is backend-neutral; the serving graph is built on TensorFlow.
@@ -122,14 +146,23 @@ def add_run_arguments(parser):
     parser.add_argument("--set", nargs="+", metavar="KEY=VALUE", action="extend",
                         help="override settings: train.epochs=3 (or the flat name, epochs=3)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as TOML, then stop")
+    parser.add_argument("--resume-changed", action="store_true",
+                        help="resume output_dir's run although its settings differ from this config's")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the resolved config and what would be downloaded (hub metadata only), then stop")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with its errors as one `error:` line (status 2) like every other bad input."""
+
+    def error(self, message):
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="kerastune", description="Fine-tuning recipes for Keras 3.")
+    parser = OneLineParser(prog="kerastune", description="Fine-tuning recipes for Keras 3.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     run = sub.add_parser("run", help="run a recipe")
     add_run_arguments(run)
@@ -182,26 +215,43 @@ def build_parser():
 
 
 def main(argv=None):
-    return execute(build_parser().parse_args(argv))
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help, or an argument error already printed on one line
+        return e.code
+    return execute(args)
 
 
 def execute(args) -> int:
-    """Run a parsed command: bad input is one `error: ...` line and status 2 (a traceback with --debug)."""
+    """Run a parsed command; every failure is one line and a status (see the module docstring)."""
     if args.debug:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # TensorFlow's C++ log lines
-    else:
-        import kerastune.quiet  # noqa: F401
     try:
+        if not args.debug:
+            import kerastune.quiet  # noqa: F401
         args.func(args)
-    except KerastuneError as e:
+    except KeyboardInterrupt:
+        resumable = getattr(args, "resumable", False)  # set by run and demo once the config says so
+        print("interrupted" + ("; rerun the same command to resume from the last checkpoint" if resumable else ""),
+              file=sys.stderr)
+        return 130
+    except Exception as e:
         if args.debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
-        return getattr(e, "exit_status", 2)
-    except KeyboardInterrupt:
-        print("interrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)
-        return 130
+        status, line = one_line(e)
+        print(line, file=sys.stderr)
+        return status
     return 0
+
+
+def one_line(error: Exception) -> tuple[int, str]:
+    """(exit status, message) for an exception that reached the command line."""
+    if isinstance(error, KerastuneError):
+        return getattr(error, "exit_status", 2), f"error: {error}"
+    if isinstance(error, OSError) and error.filename:  # a file the user named, or one a run writes
+        return 2, f"error: {error.filename}: {error.strerror or error}"
+    first = (str(error).strip().splitlines() or [""])[0][:300]
+    return 1, f"internal error: {type(error).__name__}: {first} (rerun with --debug for the traceback)"
 
 
 def run_script(module_name: str):
@@ -210,8 +260,7 @@ def run_script(module_name: str):
 
     module = sys.modules[module_name]
     register(module)
-    parser = argparse.ArgumentParser(prog=Path(module.__file__).name,
-                                     description=(module.__doc__ or "").split("\n")[0])
+    parser = OneLineParser(prog=Path(module.__file__).name, description=(module.__doc__ or "").split("\n")[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     add_run_arguments(parser)
     args = parser.parse_args()

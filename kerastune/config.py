@@ -15,6 +15,7 @@ train.batch_size=8`); the flat names of earlier versions (`batch_size`,
 
 import dataclasses
 import difflib
+import math
 import tomllib
 import typing
 from pathlib import Path
@@ -259,8 +260,10 @@ def _coerce(key: str, value, kind):
         if kind is bool:
             if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "false", "0", "no"):
                 return value.strip().lower() in ("true", "1", "yes")
-            if isinstance(value, int):  # bool is an int
-                return bool(value)
+            if isinstance(value, bool):
+                return value
+            raise ValueError(value)
+        if isinstance(value, bool) and kind in (int, float):  # true is no number of epochs
             raise ValueError(value)
         if kind is int:
             if isinstance(value, float) and not value.is_integer():
@@ -287,7 +290,44 @@ def build(cls, values: dict):
     if missing:
         raise KerastuneError(f"config is missing key(s) {', '.join(missing)} (a recipe's TOML sets every key)")
     typed = {k: _coerce(k, values[k], kind) for k, kind in types.items()}
+    for key, value in typed.items():
+        check_range(key, value)
     return _instantiate(cls, typed, "")
+
+
+# The range of a number follows from its key's last part: a rule here covers that key in every recipe.
+AT_LEAST_ONE = {"batch_size", "mini_batch_size", "eval_batch_size", "chunk_size", "max_length", "max_source_length",
+                "max_target_length", "max_new_tokens", "num_beams", "model_parallel_size", "rank", "steps",
+                "output_max_length", "trace_top_n", "toxicity_max_new_tokens"}
+POSITIVE = {"learning_rate", "pretrain_learning_rate", "alpha", "kl_target", "cliprange", "cliprange_value",
+            "temperature"}
+FRACTIONS = {"test_size", "validation_size"}  # a float one is a share in (0, 1); an int one a row count
+PROBABILITIES = {"value_dropout", "eps", "gamma", "lam", "top_p"}
+MINIMUM = {"tiny_vocab_size": 100}  # SentencePiece and BPE need room for the characters and special tokens
+
+
+def check_range(key: str, value):
+    """Numbers in range: finite; counts >= 0 (sizes, lengths, beams >= 1); rates > 0; shares in (0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    leaf = key.rsplit(".", 1)[-1]
+    problem = None
+    if not math.isfinite(value):
+        problem = "a finite number"
+    elif leaf in MINIMUM and value < MINIMUM[leaf]:
+        problem = f">= {MINIMUM[leaf]}"
+    elif leaf in AT_LEAST_ONE and value < 1:
+        problem = ">= 1"
+    elif leaf in POSITIVE and value <= 0:
+        problem = "> 0"
+    elif leaf in FRACTIONS and isinstance(value, float) and not 0 < value < 1:
+        problem = "a fraction in (0, 1)"
+    elif leaf in PROBABILITIES and not 0 <= value <= 1:
+        problem = "in [0, 1]"
+    elif value < 0:
+        problem = ">= 0"
+    if problem:
+        raise KerastuneError(f"config key '{key}' must be {problem}, got {value!r}")
 
 
 def _instantiate(cls, typed: dict, prefix: str):

@@ -85,12 +85,23 @@ class Resolved:
         return "config: " + " < ".join(str(layer) for layer in self.layers)
 
 
+# Keys naming files a run reads: a relative path in a config file is relative to that file.
+INPUT_PATHS = ("model.name", "data.dataset", "reward.model", "reward.dataset", "lora.adapter")
+
+
 def _toml_layer(cls, path, recipe_name: str) -> Layer:
     values = read_toml(path)
     named = values.pop("recipe", recipe_name)
     if named != recipe_name:
         raise KerastuneError(f"config {path} is for recipe '{named}', not '{recipe_name}'")
-    return Layer(str(path), flatten(cls, values, f"config file {path}"))
+    flat = flatten(cls, values, f"config file {path}")
+    for key in INPUT_PATHS:
+        value = flat.get(key)
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            beside = Path(path).parent / value
+            if beside.exists():
+                flat[key] = str(beside.resolve())
+    return Layer(str(path), flat)
 
 
 def resolve(recipe_or_path, config_files=(), overrides=()) -> Resolved:

@@ -31,7 +31,7 @@ from kerastune.config import (
     RecipeConfig,
     TrainConfig,
 )
-from kerastune.data import limit_rows, load_splits, require_columns, require_rows
+from kerastune.data import limit_rows, load_splits, require_columns, require_rows, split_off
 from kerastune.data.causal_lm import causal_lm_dataset, drop_empty, make_examples, tokenize_texts
 from kerastune.errors import KerastuneError
 from kerastune.generation.causal import CausalLMGenerator
@@ -124,10 +124,8 @@ def main(config: Config) -> dict:
     require_columns(splits["train"], data.text_columns, "train")
     require_rows(splits["train"], "train")
     if "validation" not in splits:
-        if not 0 < data.validation_size < 1:
-            raise KerastuneError(f"validation_size must be a fraction in (0, 1), got {data.validation_size}")
-        parts = splits["train"].train_test_split(test_size=data.validation_size, seed=config.seed)
-        splits["train"], splits["validation"] = parts["train"], parts["test"]
+        splits["train"], splits["validation"] = split_off(splits["train"], data.validation_size, config.seed,
+                                                          "validation")
     train_texts, dropped_train = drop_empty(read_texts(limit_rows(splits["train"], data.max_train_samples),
                                                        data.text_columns))
     eval_texts, dropped_eval = drop_empty(read_texts(limit_rows(splits["validation"], data.max_eval_samples),

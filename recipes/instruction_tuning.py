@@ -99,6 +99,8 @@ def main(config: Config) -> dict:
     for name in splits:
         require_columns(splits[name], [data.text_column, data.label_column], name)
         require_rows(splits[name], name)
+        for label in splits[name][data.label_column]:  # an unknown label is named before any split
+            label_names_to_text(label, data.labels)
     splits = add_validation_split(splits, data.validation_size, config.seed)
     train = limit_rows(splits["train"].shuffle(seed=config.seed), data.max_train_samples)
     validation = limit_rows(splits["validation"], data.max_eval_samples)

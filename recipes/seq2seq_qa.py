@@ -32,7 +32,7 @@ from kerastune.config import (
     RecipeConfig,
     TrainConfig,
 )
-from kerastune.data import limit_rows, load_splits, prepare_tf_dataset, require_columns, require_rows
+from kerastune.data import limit_rows, load_splits, prepare_tf_dataset, require_columns, require_rows, split_off
 from kerastune.errors import KerastuneError
 from kerastune.generation.seq2seq import Seq2SeqGenerator
 from kerastune.metrics import rouge
@@ -101,11 +101,9 @@ def main(config: Config) -> dict:
     columns = [data.question_column, data.question_detail_column, data.answer_column]
     require_columns(train, [c for c in columns if c], "train")
     require_rows(train, "train")
-    if len(train) < 4:
-        raise KerastuneError(f"train split has {len(train)} rows: too few for a {data.test_size:.0%} split")
-    parts = train.train_test_split(test_size=data.test_size, seed=config.seed)
-    train = limit_rows(parts["train"], data.max_train_samples)
-    evaluation = limit_rows(parts["test"], data.max_eval_samples)
+    train, evaluation = split_off(train, data.test_size, config.seed, "evaluation")
+    train = limit_rows(train, data.max_train_samples)
+    evaluation = limit_rows(evaluation, data.max_eval_samples)
     train_inputs, train_targets = to_pairs(train, data)
     eval_inputs, eval_targets = to_pairs(evaluation, data)
     print(f"{len(train)} train / {len(evaluation)} evaluation rows")

@@ -25,7 +25,7 @@ def test_every_toml_of_a_recipe_resolves(name):
     config = load_config(name)
     assert config.recipe == name and not config.model.name.startswith("tiny-")
     demo = load_config(str(ROOT / "recipes" / "demo" / f"{name}.toml"))
-    assert demo.model.name.startswith("tiny-") and demo.train.resume is False
+    assert demo.model.name.startswith("tiny-") and demo.train.resume is True  # a demo resumes like any run
     tpu = load_config(str(ROOT / "tpu" / "configs" / f"{name}.toml"))
     assert (tpu.distribution.strategy, tpu.model.precision, tpu.data.static_shapes) == ("tpu", "mixed_bfloat16", True)
 

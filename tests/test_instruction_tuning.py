@@ -37,7 +37,7 @@ def run_cli(args, capsys):
     "case, expected",
     [
         ("unknown_key", "unknown config key 'learning_rat'"),
-        ("missing_dataset", "dataset path does not exist"),
+        ("missing_dataset", "dataset not found"),
         ("missing_column", "has no column 'text'"),
         ("empty_dataset", "empty"),
         ("unknown_label", "not in the label set"),

@@ -1,6 +1,13 @@
 """Data: loading, prompts, splits and tf.data pipelines."""
 
-from kerastune.data.load import add_validation_split, limit_rows, load_splits, require_columns, require_rows
+from kerastune.data.load import (
+    add_validation_split,
+    limit_rows,
+    load_splits,
+    require_columns,
+    require_rows,
+    split_off,
+)
 from kerastune.data.prompts import label_names_to_text, render
 from kerastune.data.tf_dataset import prepare_tf_dataset
 
@@ -13,4 +20,5 @@ __all__ = [
     "render",
     "require_columns",
     "require_rows",
+    "split_off",
 ]

@@ -7,7 +7,10 @@ or a folder holding files named after their split (`train.csv`, `test.csv`,
 cache first, with the TPU VM's own credentials and no extra package.
 """
 
+import csv
 import hashlib
+import io
+import math
 import re
 from pathlib import Path
 
@@ -15,7 +18,7 @@ import datasets
 
 from kerastune.errors import KerastuneError
 from kerastune.hub.datasets import load_hub_dataset
-from kerastune.hub.ids import is_hub_id
+from kerastune.hub.ids import is_hub_id, looks_local
 
 FILE_TYPES = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 SPLIT_ALIASES = {
@@ -40,7 +43,7 @@ def load_splits(dataset: str, dataset_config: str = "", split: str = "", revisio
     if path.is_dir():
         return _load_folder(path)
     if source == "missing path":
-        raise KerastuneError(f"dataset path does not exist: {dataset}")
+        raise KerastuneError(f"dataset not found: {dataset} does not exist")
     if source != "hub":
         raise KerastuneError(f"dataset not found: '{dataset}' is not a local file or folder, nor a hub id (org/name)")
     loaded = load_hub_dataset(dataset, dataset_config, split, revision)
@@ -60,7 +63,7 @@ def dataset_source(dataset: str) -> str:
     path = Path(dataset).expanduser()
     if path.is_file() or path.is_dir():
         return "local"
-    if path.suffix in FILE_TYPES or dataset.startswith((".", "/", "~")):
+    if path.suffix in FILE_TYPES or looks_local(dataset):
         return "missing path"
     return "hub" if is_hub_id(dataset) else ""
 CACHE = Path("~/.cache/kerastune/datasets").expanduser()
@@ -106,13 +109,45 @@ def _load_folder(path: Path) -> datasets.DatasetDict:
 
 
 def _load_files(files: dict, kind: str) -> datasets.DatasetDict:
+    """Each split on its own (splits may have different columns), each file checked first, so a problem
+    names its file."""
+    splits = {}
+    for split, names in files.items():
+        for name in names:
+            check_file(Path(name), kind)
+        try:
+            loaded = datasets.load_dataset(kind, data_files={split: names})[split]
+        except Exception as e:
+            if "corresponds to no data" in str(e):
+                raise KerastuneError(f"{', '.join(names)} has no rows") from None
+            cause = e.__cause__ or e.__context__ or e
+            message = (str(cause).strip().splitlines() or [type(cause).__name__])[-1]
+            raise KerastuneError(f"could not read {', '.join(names)}: {message}") from None
+        if len(loaded) == 0:
+            raise KerastuneError(f"{', '.join(names)} has no rows")
+        splits[split] = loaded
+    return datasets.DatasetDict(splits)
+
+
+def check_file(path: Path, kind: str):
+    """A data file that is empty, not UTF-8, or (CSV) has a column name twice: one line naming it."""
+    if path.stat().st_size == 0:
+        raise KerastuneError(f"{path} is empty (0 bytes)")
+    if kind == "parquet":
+        return
+    with open(path, "rb") as f:
+        head = f.read(1 << 20)
     try:
-        return datasets.load_dataset(kind, data_files=files)
-    except Exception as e:
-        names = ", ".join(sum(files.values(), []))
-        if "corresponds to no data" in str(e):
-            raise KerastuneError(f"dataset is empty: {names} has no rows") from None
-        raise KerastuneError(f"could not read dataset files {names}: {e}") from None
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 4:  # not a character cut at the end of the sample
+            raise KerastuneError(f"{path} is not UTF-8 text (byte 0x{head[e.start]:02x} at offset {e.start}); "
+                                 "save it as UTF-8") from None
+    if kind == "csv":
+        header = next(csv.reader(io.StringIO(head.decode("utf-8", errors="replace"))), [])
+        twice = sorted({name for name in header if header.count(name) > 1})
+        if twice:
+            raise KerastuneError(f"{path} has the column(s) {', '.join(repr(n) for n in twice)} more than once")
 
 
 def require_columns(split: datasets.Dataset, columns, split_name: str):
@@ -125,19 +160,30 @@ def require_columns(split: datasets.Dataset, columns, split_name: str):
 
 
 def add_validation_split(splits: datasets.DatasetDict, size: int, seed: int) -> datasets.DatasetDict:
-    """Carve `size` rows off train as validation when there is no validation split."""
+    """Carve `size` rows off train as validation when there is no validation split (at most a fifth)."""
     if "validation" in splits:
         return splits
     if size <= 0:
         raise KerastuneError("the dataset has no validation split and validation_size is 0")
-    train = splits["train"]
-    if len(train) < 2:
-        raise KerastuneError(f"train split has {len(train)} rows: too few to carve a validation split")
-    size = min(size, len(train) // 5)  # small datasets keep 80% for training
-    parts = train.train_test_split(test_size=size, shuffle=True, seed=seed)
+    rows = len(splits["train"])
+    if rows < 5:
+        raise KerastuneError(f"the train split has {rows} rows: too few to carve a validation split off it "
+                             "(at least 5: four fifths train, one fifth validation)")
     splits = datasets.DatasetDict(dict(splits))
-    splits["train"], splits["validation"] = parts["train"], parts["test"]
+    splits["train"], splits["validation"] = split_off(splits["train"], min(size, rows // 5), seed, "validation")
     return splits
+
+
+def split_off(split: datasets.Dataset, size, seed: int, what: str, split_name="train"):
+    """(rest, held out): `size` rows (an int) or that share (a float) held out, in a seeded shuffle. An error
+    with the numbers when either part would be empty."""
+    rows = len(split)
+    held = math.ceil(rows * size) if isinstance(size, float) else int(size)
+    if held < 1 or rows - held < 1:
+        raise KerastuneError(f"the {split_name} split has {rows} row(s): holding out {size} for {what} leaves "
+                             f"{rows - held} to train on and {held} for {what}; both need at least one")
+    parts = split.train_test_split(test_size=held, shuffle=True, seed=seed)
+    return parts["train"], parts["test"]
 
 
 def limit_rows(split: datasets.Dataset, max_rows: int) -> datasets.Dataset:

@@ -10,6 +10,7 @@ where the name redirects to. Either way it says which id it used.
 """
 
 import re
+from pathlib import Path
 
 from kerastune.errors import KerastuneError
 
@@ -37,7 +38,16 @@ SCRIPT_ONLY = {"nfL6/yahoo_answers_qa": "community-datasets/yahoo_answers_topics
 
 
 def is_hub_id(name: str) -> bool:
-    return bool(HUB_ID.match(name) or BARE_ID.match(name)) and not name.startswith((".", "/", "~"))
+    return bool(HUB_ID.match(name) or BARE_ID.match(name)) and not looks_local(name)
+
+
+def looks_local(name: str) -> bool:
+    """A name meant as a local path: it starts like one, or its first part is a local folder (`runs/typo`
+    when ./runs exists). Such a name that does not exist is "not found", never a hub download."""
+    if name.startswith((".", "/", "~")):
+        return True
+    first = name.split("/", 1)[0]
+    return "/" in name and bool(first) and Path(first).is_dir()
 
 
 _NOTED = set()

@@ -21,7 +21,7 @@ import keras
 import keras_hub
 
 from kerastune.errors import KerastuneError
-from kerastune.hub.ids import is_hub_id
+from kerastune.hub.ids import is_hub_id, looks_local
 from kerastune.hub.models import download_model
 from kerastune.models.distilbert.convert import (
     load_distilbert_masked_lm,
@@ -73,6 +73,8 @@ def model_source(name: str) -> str:
         return "tiny"
     if Path(name).expanduser().is_dir():
         return "local"
+    if looks_local(name):
+        return "missing path"
     if name.startswith("hf://"):
         return "hub"
     if name.startswith("kaggle://") or ("/" not in name and name in _keras_hub_presets()):
@@ -92,6 +94,8 @@ def _load(name: str, texts, vocab_size, revision, **kwargs):
         return _load_keras_preset(name)
     if source == "hub":
         return _load_directory(download_model(name.removeprefix("hf://"), revision), **kwargs)
+    if source == "missing path":
+        raise KerastuneError(f"model not found: {name} is no local directory")
     raise KerastuneError(
         f"model not found: '{name}' is not a local directory, a tiny-* model, "
         "a keras-hub preset, or a Hugging Face hub id (org/name)"

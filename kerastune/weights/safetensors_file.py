@@ -29,6 +29,8 @@ def read_header(path) -> dict:
         if len(head) < 8:
             raise KerastuneError(f"{path} is not a safetensors file (too short)")
         (size,) = struct.unpack("<Q", head)
+        if size > Path(path).stat().st_size - 8:
+            raise KerastuneError(f"{path} is not a safetensors file (its header length is past the end of the file)")
         try:
             header = json.loads(f.read(size))
         except (ValueError, UnicodeDecodeError):
