@@ -78,3 +78,10 @@ def hf_gpt2(request, product_texts):
     from helpers.hf_checkpoints import trained_hf_gpt2
 
     return trained_hf_gpt2(request, product_texts, train_steps=120)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Files with training runs (`slow`) first: pytest-xdist hands out files in this order, and a long file
+    started last would run alone at the end while the other worker idles."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: file order kept within each group

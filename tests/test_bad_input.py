@@ -12,6 +12,7 @@ from kerastune.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 NEWS = ROOT / "recipes" / "data" / "news_sample"
+PRODUCTS = ROOT / "recipes" / "data" / "products_sample.csv"
 
 
 def check(argv, capsys, *names, status=2):
@@ -155,3 +156,17 @@ def test_corrupt_hf_weights_are_one_line_naming_the_file(spoil, tmp_path, capsys
     write_hf_gpt2(tmp_path / "gpt2", product_texts[:20], seed=1)
     SPOILED_WEIGHTS[spoil](tmp_path / "gpt2" / "model.safetensors")
     check(["generate", str(tmp_path / "gpt2"), "Había una vez"], capsys, "model.safetensors")
+
+
+def test_a_family_the_recipe_does_not_run_yet_is_named(tmp_path, capsys, product_texts):
+    """keras-hub loads a transformers-written Qwen2; causal_lm and causal generation run GPT-2 for now."""
+    from helpers.hf_checkpoints import write_hf_qwen2
+
+    write_hf_qwen2(tmp_path / "qwen", product_texts[:20])
+    check(["run", "causal_lm", "--set", f"model={tmp_path / 'qwen'}", f"dataset={PRODUCTS}",
+           f"output_dir={tmp_path / 'run'}"], capsys, "GPT-2", "Qwen")
+    check(["generate", str(tmp_path / "qwen"), "Había una vez"], capsys, "GPT-2", "Qwen")
+
+
+def test_fill_mask_needs_a_mask(capsys):
+    check(["generate", "tiny-distilbert", "no mask here"], capsys, "[MASK]")

@@ -42,31 +42,34 @@ def test_distilbert_flops_count_every_matmul_weight_once_per_token():
     assert distilbert_forward(DISTILBERT_TINY, length) == 2 * length * weights + attention
 
 
+BACKENDS = ("tensorflow", "jax")
+
+
 @pytest.mark.slow
+@pytest.mark.skipif(keras.config.backend() != "tensorflow", reason="measures both backends itself; once is enough")
 def test_bench_runs_both_sides_and_writes_the_table(tmp_path):
-    backend = keras.config.backend()
-    result = run_bench(tmp_path, size="tiny", backends=(backend,), command="test")
+    result = run_bench(tmp_path, size="tiny", backends=BACKENDS, command="test")
     saved = json.loads((tmp_path / "bench.json").read_text())
     assert saved["rows"] == json.loads(json.dumps(result["rows"]))
     rows = {r["kind"] + ":" + r["name"].split(" (")[0]: r for r in result["rows"]}
     work = workloads("tiny")
-    for w in work["training"]:
-        row = rows[f"training:train {w.model}"]
-        assert row["values"]["torch"] > 0 and row["ratios"][backend] > 0
-        assert row["details"][backend]["shapes"] >= 1
-        assert 0 < rows[f"mfu:MFU train {w.model}"]["values"][backend] < 1
-    for name in ("greedy", "beam4"):
-        row = rows[f"generation:generate t5-tiny {name}"]
-        assert row["same_outputs"][backend] == 1.0  # the same weights generate the same ids as transformers
-        assert row["details"][backend]["recompilations"] == 0  # the second pass reuses every compiled shape
-        assert row["details"][backend]["compilations"] >= 1
+    for backend in BACKENDS:
+        for w in work["training"]:
+            row = rows[f"training:train {w.model}"]
+            assert row["values"]["torch"] > 0 and row["ratios"][backend] > 0
+            assert row["details"][backend]["shapes"] >= 1
+            assert 0 < rows[f"mfu:MFU train {w.model}"]["values"][backend] < 1
+        for name in ("greedy", "beam4"):
+            row = rows[f"generation:generate t5-tiny {name}"]
+            assert row["same_outputs"][backend] == 1.0  # the same weights generate the same ids as transformers
+            assert row["details"][backend]["recompilations"] == 0  # the second pass reuses every compiled shape
+            assert row["details"][backend]["compilations"] >= 1
     pipeline = rows["pipeline:instruction-tuning pipeline end to end"]
     assert {"validation_accuracy", "test_accuracy"} <= set(pipeline["details"]["torch"])
     table = (tmp_path / "bench.md").read_text()
     assert table.count("\n| ") == len(result["rows"]) + 2  # header, separator, one line per row
     assert "matmul peak" in table
-    if backend == "tensorflow":  # the profiler reads TensorFlow's traces
-        check_generation_profile(tmp_path / "work" / "t5-tiny")
+    check_generation_profile(tmp_path / "work" / "t5-tiny")  # the profiler reads TensorFlow's traces
 
 
 def check_generation_profile(checkpoint):

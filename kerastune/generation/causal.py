@@ -38,6 +38,9 @@ class CausalLMGenerator:
 
     def __init__(self, model, tokenizer, max_new_tokens=50, sampler="greedy", temperature=1.0, top_k=0, top_p=1.0,
                  eps=0.5, num_beams=1, length_penalty=1.0, early_stopping=False, seed=None):
+        if not hasattr(model.backbone, "max_sequence_length"):  # GPT-2's learned positions bound a prompt
+            raise KerastuneError(f"causal generation supports GPT-2 models for now; this is a "
+                                 f"{type(model).__name__}")
         self.model = model
         self.tokenizer = tokenizer
         self.max_new_tokens = max_new_tokens
@@ -48,6 +51,9 @@ class CausalLMGenerator:
         self.eos_id = int(tokenizer.end_token_id)
         self.filler_id = 1 if self.eos_id == 0 else 0  # unfilled positions must not hold the stop token
         self.max_positions = model.backbone.max_sequence_length
+        if max_new_tokens >= self.max_positions:
+            raise KerastuneError(f"max_new_tokens {max_new_tokens} does not fit the model's {self.max_positions} "
+                                 "positions (prompt included)")
         if self.strategy == "beam":
             self._compiled_beam = compile_model_function(model, self.beam)
         else:

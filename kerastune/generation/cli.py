@@ -23,6 +23,10 @@ def generate_lines(model_or_run_dir: str, prompts, args) -> list[str]:
                                           getattr(args, "revision", ""))
     kind = model_kind(model)
     if kind == "masked_lm":
+        missing = [p for p in prompts if "[MASK]" not in p]
+        if missing:
+            raise KerastuneError(f"a masked LM fills [MASK] tokens, and '{missing[0][:60]}' has none "
+                                 "(e.g. 'This movie is [MASK].')")
         masks = fill_mask(model, prompts, args.top_k or 5)
         return [format_fill_mask(p, m) for p, m in zip(prompts, masks)]
     if kind == "seq2seq":

@@ -183,6 +183,8 @@ def load_recipe_model(recipe: str, model_id: str, kind: str, **kwargs):
     model = load_model(model_id, **kwargs)
     if model_kind(model) != kind:
         raise KerastuneError(f"{recipe} needs {KIND_NAMES.get(kind, kind)}; '{model_id}' is {model_kind(model)}")
+    if kind == "causal_lm" and not hasattr(model.backbone, "max_sequence_length"):
+        raise KerastuneError(f"{recipe} supports GPT-2 models for now; '{model_id}' is a {type(model).__name__}")
     if model_id.startswith("tiny-"):
         print(f"NOTE: '{model_id}' is a tiny random model for demos and tests, not a pretrained checkpoint.")
     return model
