@@ -67,14 +67,18 @@ def cmd_demo(args):
         print(f"{name}: {shown}")
 
 
-def cmd_generate(args):
-    from kerastune.generation.cli import generate_lines
-
-    for flag in ("num_beams", "max_new_tokens", "batch_size"):
+def at_least_one(args, *flags):
+    """Counts given on the command line (beams, new tokens, batch size) are >= 1."""
+    for flag in flags:
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise KerastuneError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
 
+
+def cmd_generate(args):
+    from kerastune.generation.cli import generate_lines
+
+    at_least_one(args, "num_beams", "max_new_tokens", "batch_size")
     for block in generate_lines(args.model, args.text, args):
         print(block)
 
@@ -86,10 +90,7 @@ def cmd_export(args):
 
     import keras
 
-    for flag in ("num_beams", "max_new_tokens"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise KerastuneError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+    at_least_one(args, "num_beams", "max_new_tokens")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise KerastuneError(f"--out {out} is a file, not a directory")

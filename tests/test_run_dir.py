@@ -36,6 +36,13 @@ def test_resume_false_starts_over(tmp_path):
     assert not (tmp_path / "summarization" / "history.csv").exists() and not (tmp_path / "best.json").exists()
 
 
+def test_a_folder_that_is_no_run_directory_is_never_cleared(tmp_path):
+    (tmp_path / "mine" / "checkpoints").mkdir(parents=True)  # a user's own files, no config.toml
+    (tmp_path / "history.csv").write_text("mine")
+    start_run(config(tmp_path, "resume=false"))
+    assert (tmp_path / "mine" / "checkpoints").is_dir() and (tmp_path / "history.csv").read_text() == "mine"
+
+
 def test_metrics_json_is_valid_json_when_a_value_is_not_finite(tmp_path):
     cfg = config(tmp_path)
     start_run(cfg)

@@ -51,9 +51,6 @@ class CausalLMGenerator:
         self.eos_id = int(tokenizer.end_token_id)
         self.filler_id = 1 if self.eos_id == 0 else 0  # unfilled positions must not hold the stop token
         self.max_positions = model.backbone.max_sequence_length
-        if max_new_tokens >= self.max_positions:
-            raise KerastuneError(f"max_new_tokens {max_new_tokens} does not fit the model's {self.max_positions} "
-                                 "positions (prompt included)")
         if self.strategy == "beam":
             self._compiled_beam = compile_model_function(model, self.beam)
         else:

@@ -110,14 +110,23 @@ def start_run(config) -> Path:
     return run_dir
 
 
+def _progress(run_dir) -> list[Path]:
+    """What an earlier run left in `run_dir` or its stage folders (one level down). Only in a run directory
+    (one with config.toml): an output_dir pointed at a folder of one's own is never cleared."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.toml").is_file():
+        return []
+    folders = [run_dir] + [p for p in run_dir.iterdir() if p.is_dir()]
+    return [folder / name for folder in folders for name in PROGRESS if (folder / name).exists()]
+
+
 def has_progress(run_dir) -> bool:
-    return any(next(Path(run_dir).rglob(name), None) for name in PROGRESS)
+    return bool(_progress(run_dir))
 
 
 def clear_progress(run_dir):
-    for name in PROGRESS:
-        for path in list(Path(run_dir).rglob(name)):
-            _remove(path)
+    for path in _progress(run_dir):
+        _remove(path)
 
 
 def changed_settings(saved_toml, config) -> list[str]:
