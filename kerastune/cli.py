@@ -249,8 +249,9 @@ def one_line(error: Exception) -> tuple[int, str]:
     """(exit status, message) for an exception that reached the command line."""
     if isinstance(error, KerastuneError):
         return getattr(error, "exit_status", 2), f"error: {error}"
-    if isinstance(error, OSError) and error.filename:  # a file the user named, or one a run writes
-        return 2, f"error: {error.filename}: {error.strerror or error}"
+    if isinstance(error, OSError):  # a file the user named, or one a run writes (permissions, a full disk)
+        where = f"{error.filename}: " if error.filename else ""
+        return 2, f"error: {where}{error.strerror or error}"
     first = (str(error).strip().splitlines() or [""])[0][:300]
     return 1, f"internal error: {type(error).__name__}: {first} (rerun with --debug for the traceback)"
 

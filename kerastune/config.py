@@ -303,7 +303,7 @@ POSITIVE = {"learning_rate", "pretrain_learning_rate", "alpha", "kl_target", "cl
             "temperature"}
 FRACTIONS = {"test_size", "validation_size"}  # a float one is a share in (0, 1); an int one a row count
 PROBABILITIES = {"value_dropout", "eps", "gamma", "lam", "top_p"}
-MINIMUM = {"tiny_vocab_size": 100}  # SentencePiece and BPE need room for the characters and special tokens
+MINIMUM = {"tiny_vocab_size": 300}  # byte-level BPE holds the 256 bytes before any merge
 
 
 def check_range(key: str, value):

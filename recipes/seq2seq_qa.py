@@ -73,18 +73,26 @@ class Config(RecipeConfig):
     distribution: DistributionConfig
 
 
-def to_pairs(split, data: Data):
-    """The notebook's `preprocess_function`, before tokenization: prefixed questions and answers."""
-    inputs, targets = [], []
+def to_pairs(split, data: Data, name: str):
+    """The notebook's `preprocess_function`, before tokenization: prefixed questions and answers. Rows
+    without an answer teach nothing and score nothing: they are dropped, and counted."""
+    inputs, targets, dropped = [], [], 0
     for row in split:
         question, answer = row[data.question_column], row[data.answer_column]
         if not isinstance(question, str) or not question.strip():
             raise KerastuneError(f"empty question in column '{data.question_column}'")
+        if not isinstance(answer, str) or not answer.strip():
+            dropped += 1
+            continue
         detail = row[data.question_detail_column] if data.question_detail_column else ""
         if isinstance(detail, str) and detail.strip():
             question = f"{question.strip()} {detail.strip()}"
         inputs.append(data.prefix + question)
-        targets.append(answer if isinstance(answer, str) else "")
+        targets.append(answer)
+    if not inputs:
+        raise KerastuneError(f"no {name} row has an answer in column '{data.answer_column}'")
+    if dropped:
+        print(f"dropped {dropped} {name} rows without an answer in column '{data.answer_column}'")
     return inputs, targets
 
 
@@ -104,9 +112,9 @@ def main(config: Config) -> dict:
     train, evaluation = split_off(train, data.test_size, config.seed, "evaluation")
     train = limit_rows(train, data.max_train_samples)
     evaluation = limit_rows(evaluation, data.max_eval_samples)
-    train_inputs, train_targets = to_pairs(train, data)
-    eval_inputs, eval_targets = to_pairs(evaluation, data)
-    print(f"{len(train)} train / {len(evaluation)} evaluation rows")
+    train_inputs, train_targets = to_pairs(train, data, "train")
+    eval_inputs, eval_targets = to_pairs(evaluation, data, "evaluation")
+    print(f"{len(train_inputs)} train / {len(eval_inputs)} evaluation rows")
     print(f"Example input: {train_inputs[0]}\nExample answer: {train_targets[0]}")
 
     # Load the model and its tokenizer.

@@ -170,3 +170,19 @@ def test_a_family_the_recipe_does_not_run_yet_is_named(tmp_path, capsys, product
 
 def test_fill_mask_needs_a_mask(capsys):
     check(["generate", "tiny-distilbert", "no mask here"], capsys, "[MASK]")
+
+
+def test_rows_without_an_answer_are_dropped_and_counted(capsys):
+    import datasets
+
+    from kerastune.errors import KerastuneError
+    from kerastune.recipes import load_config, load_recipe
+
+    data = load_config("seq2seq_qa", "question_column=question", "question_detail_column=",
+                       "answer_column=answer").data
+    rows = datasets.Dataset.from_dict({"question": ["Why?", "How?", "Who?"], "answer": ["Because.", None, " "]})
+    inputs, targets = load_recipe("seq2seq_qa").to_pairs(rows, data, "train")
+    assert targets == ["Because."] and len(inputs) == 1
+    assert "dropped 2 train rows without an answer" in capsys.readouterr().out
+    with pytest.raises(KerastuneError, match="no train row has an answer"):
+        load_recipe("seq2seq_qa").to_pairs(rows.select([1, 2]), data, "train")

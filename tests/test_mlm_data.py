@@ -101,3 +101,9 @@ def test_fixed_masks_repeat_for_evaluation(tokenizer, chunks):
     first, second = batches(ds, epochs=2)
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a[0], b[0])
+
+
+def test_the_dataset_knows_its_number_of_batches(tokenizer, chunks):
+    """Keras shows a progress bar with a total (not `1/Unknown`) and counts the schedule's steps exactly."""
+    ds = masked_lm_dataset(chunks, tokenizer, batch_size=64, masking="whole_word", seed=3)
+    assert int(ds.cardinality()) == -(-len(chunks) // 64) == len(batches(ds)[0])

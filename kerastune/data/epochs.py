@@ -29,16 +29,23 @@ def epoch_seed(seed: int):
 def rows_each_epoch(tensors, seed: int, shuffle: bool = True):
     """A dataset of the rows of `tensors` (a structure of tensors, ragged ones too, with one first dimension),
     in an order drawn from (seed, epoch) when `shuffle`: the same epoch gives the same order in any run."""
-    size = tf.shape(tf.nest.flatten(tensors)[0], out_type=tf.int64)[0]
+    size = int(tf.shape(tf.nest.flatten(tensors)[0])[0])
 
     def one_pass(_):
-        order = tf.range(size)
+        order = tf.range(size, dtype=tf.int64)
         if shuffle:
             order = tf.random.experimental.stateless_shuffle(order, seed=epoch_seed(seed))
         return tf.data.Dataset.from_tensor_slices(order)
 
-    indices = tf.data.Dataset.from_tensors(0).flat_map(one_pass)
+    indices = each_pass(one_pass, size)
     return indices.map(lambda i: tf.nest.map_structure(lambda t: tf.gather(t, i), tensors))
+
+
+def each_pass(make_pass, size: int):
+    """A dataset of `size` elements that `make_pass()` builds afresh each time it is read (so tensors in it,
+    such as the epoch, are read when a pass starts), with its number of elements known."""
+    dataset = tf.data.Dataset.from_tensors(0).flat_map(make_pass)
+    return dataset.apply(tf.data.experimental.assert_cardinality(size))
 
 
 class EpochSetter(keras.callbacks.Callback):

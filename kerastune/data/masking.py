@@ -17,7 +17,7 @@ uses a fixed seed, so perplexity before and after training is comparable.
 
 import tensorflow as tf
 
-from kerastune.data.epochs import epoch_variable, rows_each_epoch
+from kerastune.data.epochs import each_pass, epoch_variable, rows_each_epoch
 
 IGNORE = -100
 
@@ -68,7 +68,7 @@ def masked_lm_dataset(chunks, tokenizer, batch_size, masking="token", seed=0, sh
         first = tf.constant(0, tf.int64) if fixed_masks else (epoch_variable().read_value() + 1) * n
         return tf.data.Dataset.range(n).map(lambda i: tf.stack([tf.cast(seed, tf.int64), first + i]))
 
-    seeds = tf.data.Dataset.from_tensors(0).flat_map(seeds_of_a_pass)
+    seeds = each_pass(seeds_of_a_pass, n)
 
     def mask(pair, example_seed):
         ids, words = pair
