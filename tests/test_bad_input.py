@@ -186,3 +186,13 @@ def test_rows_without_an_answer_are_dropped_and_counted(capsys):
     assert "dropped 2 train rows without an answer" in capsys.readouterr().out
     with pytest.raises(KerastuneError, match="no train row has an answer"):
         load_recipe("seq2seq_qa").to_pairs(rows.select([1, 2]), data, "train")
+
+
+@pytest.mark.slow
+def test_a_diverging_run_stops_at_the_first_nan_with_status_3(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    line = check(["run", str(ROOT / "recipes" / "demo" / "instruction_tuning.toml"), "--set", "learning_rate=1e12",
+                  "epochs=2", "max_train_samples=128", "validation_size=16", "max_eval_samples=16",
+                  "max_test_samples=16", f"output_dir={run_dir}"], capsys, "diverged", "learning_rate", status=3)
+    assert "epoch 1" in line
+    assert not (run_dir / "model").exists() and not (run_dir / "metrics.json").exists()  # no NaN model is saved

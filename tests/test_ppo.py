@@ -72,3 +72,19 @@ def test_interrupted_ppo_resumes_to_the_same_steps(texts, tmp_path):
     history = (tmp_path / "cut" / "history.csv").read_text().splitlines()
     assert len(history) == 4 and history[0].startswith("step,objective/kl")
     assert list((tmp_path / "cut" / "tensorboard" / "ppo").iterdir())
+
+
+def test_a_ppo_step_that_is_not_finite_stops_the_run_and_keeps_the_last_good_checkpoint(texts, tmp_path):
+    from kerastune.errors import Diverged
+    from kerastune.training.checkpoints import list_checkpoints
+
+    calls = []
+
+    def score(queries, responses):  # finite for the first step, NaN from the second on
+        calls.append(1)
+        return [float("nan") if len(calls) > 1 else 1.0] * len(responses)
+
+    with pytest.raises(Diverged, match=r"PPO diverged at step 2: .*ppo-0001"):
+        run_ppo(make_trainer(texts), texts, score, steps=3, run_dir=tmp_path, verbose=False)
+    assert [p.name for p in list_checkpoints(tmp_path / "checkpoints", "ppo")] == ["ppo-0001"]
+    assert len((tmp_path / "history.csv").read_text().splitlines()) == 2  # the header and step 1
