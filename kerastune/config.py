@@ -296,7 +296,7 @@ def build(cls, values: dict):
 
 
 # The range of a number follows from its key's last part: a rule here covers that key in every recipe.
-AT_LEAST_ONE = {"batch_size", "mini_batch_size", "eval_batch_size", "chunk_size", "max_length", "max_source_length",
+AT_LEAST_ONE = {"batch_size", "mini_batch_size", "chunk_size", "max_length", "max_source_length",
                 "max_target_length", "max_new_tokens", "num_beams", "model_parallel_size", "rank", "steps",
                 "output_max_length", "trace_top_n", "toxicity_max_new_tokens"}
 POSITIVE = {"learning_rate", "pretrain_learning_rate", "alpha", "kl_target", "cliprange", "cliprange_value",

@@ -19,7 +19,7 @@ from kerastune.data.epochs import EpochSetter
 from kerastune.errors import Diverged
 from kerastune.runtime import pad_batches_for_replicas
 from kerastune.training.callbacks import plot_history
-from kerastune.training.checkpoints import RotatingCheckpoint, list_checkpoints, restore_latest
+from kerastune.training.checkpoints import RotatingCheckpoint, list_checkpoints, remove_checkpoints, restore_latest
 from kerastune.training.losses import token_loss, token_metrics
 from kerastune.training.run_dir import elapsed, keep_history, read_history, resumed_clock
 
@@ -93,7 +93,8 @@ def fit(model, train_ds, *, epochs, run_dir, optimizer, callbacks=(), resume=Tru
             print(f"Resuming from {checkpoint} (epoch {initial_epoch} of {epochs} done)")
             keep_history(history_csv, initial_epoch)
             resumed_clock(state.get("seconds", 0.0))
-        else:
+        else:  # a fresh start: an old run's checkpoints must not be resumed later
+            remove_checkpoints(checkpoint_dir, "epoch")
             history_csv.unlink(missing_ok=True)
             for callback in callbacks:
                 if hasattr(callback, "start_fresh"):
