@@ -40,27 +40,56 @@ class BeamLoop(NamedTuple):
     model_state: object  # the model's per-row cache (reordered by `step`)
 
 
-def greedy_search(prefill, step, source, max_new_tokens, eos_id, pad_id):
-    """(batch, max_new_tokens) ids: argmax tokens, `pad_id` after `</s>`."""
+class DecodeLoop(NamedTuple):
+    """Greedy and sampled decoding's loop state."""
+
+    i: object  # new tokens so far
+    token: object  # (batch,) the token chosen at position i
+    done: object  # (batch,) rows that have stopped
+    out: object  # (batch, max_new_tokens) the ids so far, `pad_id` after a row stops
+    lengths: object  # (batch,) tokens per row, its `</s>` included
+    model_state: object  # the model's per-row cache
+
+
+def _decode(prefill, step, source, max_new_tokens, eos_id, pad_id, choose, row_limits=None) -> DecodeLoop:
+    """Run `choose(log_probs, i) -> tokens` until every row has stopped (`</s>`, its limit or
+    `max_new_tokens`)."""
     log_probs, state = prefill(*source)
     batch = ops.shape(log_probs)[0]
     positions = ops.arange(max_new_tokens, dtype="int32")[None, :]
 
-    def cond(i, token, done, out, state):
-        return ops.logical_and(i < max_new_tokens, ops.logical_not(ops.all(done)))
-
-    def body(i, token, done, out, state):
-        token = ops.where(done, pad_id, token)
-        out = ops.where(positions == i, token[:, None], out)
+    def advance(loop: DecodeLoop) -> DecodeLoop:
+        done = loop.done if row_limits is None else ops.logical_or(loop.done, loop.i >= row_limits)
+        token = ops.where(done, pad_id, loop.token)
+        out = ops.where(positions == loop.i, token[:, None], loop.out)
+        lengths = loop.lengths + ops.cast(ops.logical_not(done), "int32")
         done = ops.logical_or(done, token == eos_id)
-        log_probs, state = step(token, None, i + 1, state)
-        return i + 1, ops.cast(ops.argmax(log_probs, axis=-1), "int32"), done, out, state
+        log_probs, state = step(token, None, loop.i + 1, loop.model_state)
+        return DecodeLoop(loop.i + 1, choose(log_probs, loop.i + 1), done, out, lengths, state)
 
-    first = ops.cast(ops.argmax(log_probs, axis=-1), "int32")
-    out = ops.full((batch, max_new_tokens), pad_id, dtype="int32")
-    done = ops.zeros((batch,), dtype="bool")
-    loop = ops.while_loop(cond, body, (ops.convert_to_tensor(0, "int32"), first, done, out, state))
-    return loop[3]
+    def searching(loop: DecodeLoop):
+        return ops.logical_and(loop.i < max_new_tokens, ops.logical_not(ops.all(loop.done)))
+
+    first = ops.convert_to_tensor(0, "int32")
+    start = DecodeLoop(
+        i=first,
+        token=choose(log_probs, first),
+        done=ops.zeros((batch,), dtype="bool"),
+        out=ops.full((batch, max_new_tokens), pad_id, dtype="int32"),
+        lengths=ops.zeros((batch,), dtype="int32"),
+        model_state=state,
+    )
+    # One loop variable, the named state (as beam search's).
+    (done,) = ops.while_loop(lambda loop: searching(loop), lambda loop: (advance(loop),), (start,))
+    return done
+
+
+def greedy_search(prefill, step, source, max_new_tokens, eos_id, pad_id):
+    """(batch, max_new_tokens) ids: argmax tokens, `pad_id` after `</s>`."""
+    def argmax(log_probs, i):
+        return ops.cast(ops.argmax(log_probs, axis=-1), "int32")
+
+    return _decode(prefill, step, source, max_new_tokens, eos_id, pad_id, argmax).out
 
 
 def beam_search(prefill, step, source, max_new_tokens, eos_id, pad_id, num_beams,
@@ -166,33 +195,12 @@ def sample_search(prefill, step, source, max_new_tokens, eos_id, pad_id, row_lim
     start token, so min_length 5 is 4 new tokens). Draws use the Gumbel-max
     trick on `uniform(shape, seed, step)` noise.
     """
-    log_probs, state = prefill(*source)
-    batch = ops.shape(log_probs)[0]
-    positions = ops.arange(max_new_tokens, dtype="int32")[None, :]
-    vocabulary = ops.shape(log_probs)[-1]
-    is_eos = ops.arange(vocabulary, dtype="int32")[None, :] == eos_id
-
     def draw(log_probs, i):
+        is_eos = ops.arange(ops.shape(log_probs)[-1], dtype="int32")[None, :] == eos_id
         log_probs = ops.where(ops.logical_and(is_eos, i < min_new_tokens), NEG_INF, log_probs)
         noise = uniform(ops.shape(log_probs), seed, i)
         gumbel = -ops.log(-ops.log(ops.clip(noise, 1e-20, 1.0 - 1e-7)))
         return ops.cast(ops.argmax(log_probs + gumbel, axis=-1), "int32")
 
-    def cond(i, token, done, out, lengths, state):
-        return ops.logical_and(i < max_new_tokens, ops.logical_not(ops.all(done)))
-
-    def body(i, token, done, out, lengths, state):
-        done = ops.logical_or(done, i >= row_limits)
-        token = ops.where(done, pad_id, token)
-        out = ops.where(positions == i, token[:, None], out)
-        lengths = lengths + ops.cast(ops.logical_not(done), "int32")
-        done = ops.logical_or(done, token == eos_id)
-        log_probs, state = step(token, None, i + 1, state)
-        return i + 1, draw(log_probs, i + 1), done, out, lengths, state
-
-    out = ops.full((batch, max_new_tokens), pad_id, dtype="int32")
-    done = ops.zeros((batch,), dtype="bool")
-    lengths = ops.zeros((batch,), dtype="int32")
-    start = ops.convert_to_tensor(0, "int32")
-    loop = ops.while_loop(cond, body, (start, draw(log_probs, start), done, out, lengths, state))
-    return loop[3], loop[4]
+    done = _decode(prefill, step, source, max_new_tokens, eos_id, pad_id, draw, row_limits)
+    return done.out, done.lengths
