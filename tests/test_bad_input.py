@@ -128,6 +128,15 @@ def test_a_path_that_does_not_exist_is_not_a_hub_id(tmp_path, capsys, monkeypatc
     check(["generate", "runs/typo", "hello"], capsys, "runs/typo", "not found")
 
 
+@pytest.mark.parametrize("flag,value", [("--num-beams", "0"), ("--max-new-tokens", "-1")])
+def test_export_refuses_counts_below_one(flag, value, tmp_path, capsys):
+    check(["export", "tiny-t5", "--out", str(tmp_path / "out"), flag, value], capsys, flag)
+
+
+def test_an_unknown_flag_is_one_line(capsys):
+    check(["generate", "tiny-t5", "hello", "--beams", "2"], capsys, "--beams")
+
+
 def test_export_to_an_existing_file(tmp_path, capsys):
     target = write(tmp_path / "out", "not a folder")
     check(["export", "tiny-t5", "--out", str(target)], capsys, "out", "is a file")

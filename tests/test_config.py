@@ -176,3 +176,16 @@ def test_every_run_command_in_the_readme_resolves(tmp_path, capsys):
         command = [str(tmp_path / a) if a.startswith(("my_settings.toml", "my_lm/")) else a for a in command]
         command = [a for a in command if a != "--dry-run"]
         assert main([*command, "--print-config"]) == 0, (command, capsys.readouterr().err)
+
+
+def test_paths_in_a_config_file_are_relative_to_it(tmp_path, monkeypatch):
+    """The demo configs name their data beside them, so `kerastune run recipes/demo/X.toml` works anywhere."""
+    monkeypatch.chdir(tmp_path)
+    for name in RECIPES:
+        config = load_config(str(ROOT / "recipes" / "demo" / f"{name}.toml"))
+        assert Path(config.data.dataset).exists(), (name, config.data.dataset)
+    copy = tmp_path / "mine.toml"
+    copy.write_text('recipe = "causal_lm"\n[data]\ndataset = "texts.csv"\n')
+    assert load_config(str(copy)).data.dataset == "texts.csv"  # not beside the file: left as written
+    (tmp_path / "texts.csv").write_text("text\nhola\n")
+    assert load_config(str(copy)).data.dataset == str(tmp_path / "texts.csv")
