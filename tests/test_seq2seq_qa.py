@@ -36,8 +36,9 @@ def test_yahoo_answers_topics_rows_become_prefixed_questions():
 
     recipe = load_recipe("seq2seq_qa")
     rows = [{"question_title": "Why is the sky blue?", "question_content": " I wonder. ", "best_answer": "Light."},
-            {"question_title": "Best pizza?", "question_content": "", "best_answer": None}]
-    inputs, targets = recipe.to_pairs(rows, load_config("seq2seq_qa").data)
+            {"question_title": "Best pizza?", "question_content": "", "best_answer": "Napoli."},
+            {"question_title": "Unanswered?", "question_content": "", "best_answer": None}]  # dropped, counted
+    inputs, targets = recipe.to_pairs(rows, load_config("seq2seq_qa").data, "train")
     assert inputs == ["Please answer this question: Why is the sky blue? I wonder.",
                       "Please answer this question: Best pizza?"]
-    assert targets == ["Light.", ""]
+    assert targets == ["Light.", "Napoli."]
