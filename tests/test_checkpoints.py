@@ -159,3 +159,11 @@ def test_a_nan_loss_stops_at_that_step_and_keeps_the_last_good_checkpoint(tmp_pa
     assert [p.name for p in list_checkpoints(tmp_path / "checkpoints")] == ["epoch-0001"]
     state = json.loads((tmp_path / "checkpoints" / "epoch-0001" / "state.json").read_text())
     assert np.isfinite(state["logs"]["loss"])
+
+
+def test_a_loss_that_climbs_far_above_its_start_is_named(tmp_path, capsys):
+    """A learning rate too high can diverge to finite losses (no NaN to stop at): one warning line."""
+    model = tiny_model()
+    fit(model, token_dataset(), epochs=1, run_dir=tmp_path, optimizer=keras.optimizers.SGD(1e4), verbose=0)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "learning_rate may be too high" in warnings[0], warnings

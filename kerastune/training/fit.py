@@ -11,6 +11,7 @@ the run at that step (`Diverged`), before any checkpoint of it is written.
 
 import contextlib
 import math
+import sys
 from pathlib import Path
 
 import keras
@@ -25,12 +26,17 @@ from kerastune.training.run_dir import elapsed, keep_history, read_history, resu
 
 
 class StopOnNaN(keras.callbacks.Callback):
-    """Stop at the first batch whose loss is NaN or inf: raise, so no callback saves that model."""
+    """Stop at the first batch whose loss is NaN or inf: raise, so no callback saves that model. A finite
+    loss that climbs far above where it started (a learning rate too high) gets a warning line."""
+
+    RISE = 3.0  # an epoch's mean loss this many times the first step's is no longer learning
 
     def __init__(self, checkpoint_dir):
         super().__init__()
         self.checkpoint_dir = checkpoint_dir
         self.epoch = 0
+        self.first_loss = None
+        self.warned = False
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -42,6 +48,15 @@ class StopOnNaN(keras.callbacks.Callback):
             kept = f"the last good checkpoint is {last[-1]}" if last else "no checkpoint was written yet"
             raise Diverged(f"training diverged: loss is {loss} at epoch {self.epoch + 1}, step {batch + 1}; {kept} "
                            "(try a lower train.learning_rate)")
+        if self.first_loss is None:
+            self.first_loss = loss
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = float((logs or {}).get("loss", 0.0))
+        if not self.warned and self.first_loss and loss > self.RISE * self.first_loss:
+            self.warned = True
+            print(f"warning: the training loss rose from {self.first_loss:.4g} (first step) to {loss:.4g} "
+                  f"(epoch {epoch + 1}): train.learning_rate may be too high", file=sys.stderr)
 
 
 @contextlib.contextmanager
