@@ -228,6 +228,10 @@ def execute(args) -> int:
     if args.debug:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # TensorFlow's C++ log lines
     try:
+        if getattr(args, "recipe", None):  # settings checked before Keras is imported: answered at once
+            from kerastune.recipes import precheck
+
+            precheck(args.recipe, args.config or (), args.set or ())
         if not args.debug:
             import kerastune.quiet  # noqa: F401
         args.func(args)

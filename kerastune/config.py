@@ -188,14 +188,42 @@ FLAT_ALIASES = {
 }
 
 
+@dataclasses.dataclass
+class Schema:
+    """A recipe's keys and types read from its own TOML (which sets every key): what settings can be
+    checked against before the recipe's script, and Keras with it, is imported (`schema_of_toml`)."""
+
+    types: dict  # dotted key -> type
+    tables: set  # section names
+
+
+def schema_of_toml(values: dict) -> Schema:
+    types, tables = {}, set()
+    for key, value in values.items():
+        if isinstance(value, dict):
+            tables.add(key)
+            types.update({f"{key}.{inner}": _toml_type(v) for inner, v in value.items()})
+        else:
+            types[key] = _toml_type(value)
+    return Schema(types, tables)
+
+
+def _toml_type(value):
+    return list[str] if isinstance(value, list) else type(value)
+
+
 def sections(cls) -> dict:
-    """Section name -> section dataclass, for a recipe's config class."""
+    """Section name -> section dataclass, for a recipe's config class (or the names, for a Schema)."""
+    if isinstance(cls, Schema):
+        return dict.fromkeys(cls.tables)
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls) if dataclasses.is_dataclass(hints[f.name])}
 
 
 def key_types(cls) -> dict:
-    """Every key of a recipe's config, dotted (`train.batch_size`), -> its type."""
+    """Every key of a recipe's config (a config class or a Schema), dotted (`train.batch_size`), -> its type."""
+    if isinstance(cls, Schema):
+        return dict(cls.types)
     hints = typing.get_type_hints(cls)
     types = {}
     for f in dataclasses.fields(cls):
@@ -281,6 +309,13 @@ def _coerce(key: str, value, kind):
     except (TypeError, ValueError):
         raise KerastuneError(f"config key '{key}' expects {getattr(kind, '__name__', kind)}, got {value!r}") from None
     return value
+
+
+def check_values(cls, values: dict):
+    """Each given value has its key's type and range (no key needs to be there): the checks `build` makes."""
+    types = key_types(cls)
+    for key, value in values.items():
+        check_range(key, _coerce(key, value, types[key]))
 
 
 def build(cls, values: dict):

@@ -22,7 +22,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from kerastune.config import build, flatten, key_types, parse_override, read_toml
+from kerastune.config import build, check_values, flatten, key_types, parse_override, read_toml, schema_of_toml
 from kerastune.errors import KerastuneError
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
@@ -153,6 +153,29 @@ def _merge(layers) -> dict:
     for layer in layers:
         values.update(layer.values)
     return values
+
+
+def precheck(recipe_or_path, config_files=(), overrides=()):
+    """The settings' keys, types and ranges checked against the recipe's TOML alone, before its script (and
+    Keras) is imported, so a mistyped key is answered at once; `resolve` checks everything again."""
+    base = None
+    if recipe_or_path.endswith(".toml"):
+        named = read_toml(recipe_or_path).get("recipe")
+        base = RECIPES_DIR / f"{named}.toml" if named in builtin_recipes() else None
+    elif recipe_or_path.endswith(".py"):
+        base = Path(recipe_or_path).with_suffix(".toml")
+    elif recipe_or_path in builtin_recipes():
+        base = RECIPES_DIR / f"{recipe_or_path}.toml"
+    if base is None or not base.is_file():
+        return  # resolve says what is wrong
+    values = read_toml(base)
+    values.pop("recipe", None)
+    schema = schema_of_toml(values)
+    for path in ([recipe_or_path] if recipe_or_path.endswith(".toml") else []) + list(config_files):
+        layer = read_toml(path)
+        layer.pop("recipe", None)
+        check_values(schema, flatten(schema, layer, f"config file {path}"))
+    check_values(schema, dict(parse_override(schema, text) for text in overrides))
 
 
 def load_config(recipe_or_path, *overrides, config_files=()):

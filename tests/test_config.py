@@ -189,3 +189,27 @@ def test_paths_in_a_config_file_are_relative_to_it(tmp_path, monkeypatch):
     assert load_config(str(copy)).data.dataset == "texts.csv"  # not beside the file: left as written
     (tmp_path / "texts.csv").write_text("text\nhola\n")
     assert load_config(str(copy)).data.dataset == str(tmp_path / "texts.csv")
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_a_recipe_toml_has_the_types_of_its_config(name):
+    """Settings are checked against the recipe's TOML before its script is imported (`precheck`): the TOML's
+    value types must be the config's."""
+    from kerastune.config import key_types, schema_of_toml
+    from kerastune.config import read_toml as read
+
+    values = read(ROOT / "recipes" / f"{name}.toml")
+    values.pop("recipe")
+    declared = {k: v for k, v in key_types(load_recipe(name).Config).items() if k != "recipe"}
+    assert schema_of_toml(values).types == declared
+
+
+def test_a_bad_setting_is_answered_before_keras_is_imported():
+    import subprocess
+    import sys
+
+    code = ("import sys; from kerastune.cli import main; status = main(['run', 'instruction_tuning', '--set', "
+            "'lerning_rate=1']); print(status, 'keras' in sys.modules, 'tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.stdout.split() == ["2", "False", "False"], done.stdout + done.stderr
+    assert "lerning_rate" in done.stderr and "learning_rate" in done.stderr
