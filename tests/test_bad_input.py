@@ -198,6 +198,8 @@ def test_rows_without_an_answer_are_dropped_and_counted(capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow",
+                    reason="CI time: test_checkpoints stops a NaN run on every backend")
 def test_a_diverging_run_stops_at_the_first_nan_with_status_3(tmp_path, capsys):
     run_dir = tmp_path / "run"
     line = check(["run", str(ROOT / "recipes" / "demo" / "instruction_tuning.toml"), "--set", "learning_rate=1e12",

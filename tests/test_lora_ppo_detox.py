@@ -1,16 +1,12 @@
 """The lora_ppo_detox recipe end to end on tiny models (every stage, every output file), and bad input."""
 
-import csv
-import json
-
-import numpy as np
+import keras
 import pytest
+from helpers.detox_run import check_detox_run
 from make_dialogues_sample import make_rows, write_csv
 from make_toxicity_sample import make_rows as make_labelled_rows
 
-import kerastune
 from kerastune.cli import main
-from kerastune.metrics.toxicity import ToxicityScorer
 
 
 @pytest.fixture(scope="module")
@@ -30,29 +26,12 @@ def run(data, run_dir, *settings):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(keras.config.backend() == "tensorflow",
+                    reason="CI time: on TensorFlow test_kill_resume_detox's uninterrupted run is checked the same way")
 def test_every_stage_runs_and_writes_its_outputs(data, tmp_path):
     run_dir = tmp_path / "run"
     assert run(data, run_dir) == 0
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    for name in ("toxicity_before_mean", "toxicity_after_mean", "toxicity_improvement_pct", "rouge1_before",
-                 "rouge1_after", "mean_reward_first", "mean_reward_last"):
-        assert np.isfinite(metrics[name]), name
-    assert 0.0 <= metrics["toxicity_before_mean"] <= 1.0 and metrics["ppo_steps"] == 2
-    for name in ("history.csv", "plots/objective_kl.png", "plots/ppo_mean_scores.png", "tensorboard/ppo",
-                 "adapters/summarization.npz", "adapters/detox.npz", "summarization/history.csv",
-                 "checkpoints/ppo-0002/manifest.json"):
-        assert (run_dir / name).exists(), name
-    with open(run_dir / "compare.csv") as f:
-        table = list(csv.DictReader(f))
-    assert list(table[0]) == ["query", "response_before", "response_after", "reward_before", "reward_after",
-                              "reward_diff"]
-    diffs = [float(r["reward_diff"]) for r in table]
-    assert len(table) == 5 and diffs == sorted(diffs, reverse=True)
-    # The saved models load back: the detoxified T5 (adapters merged) and the reward model with its labels.
-    reward_model = kerastune.load_model(str(run_dir / "reward_model"))
-    assert ToxicityScorer(reward_model).toxicity(["#Person1# calls #Person2# stupid."]).shape == (1,)
-    assert main(["generate", str(run_dir), "\nSummarize the following conversation.\n\nHi.\n\nSummary:\n",
-                 "--max-new-tokens", "5"]) == 0
+    check_detox_run(run_dir, ppo_steps=2, compare_samples=5)
 
 
 def test_bad_input_is_named_before_any_training(data, tmp_path, capsys):
