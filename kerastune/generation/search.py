@@ -80,7 +80,7 @@ def _decode(prefill, step, source, max_new_tokens, eos_id, pad_id, choose, row_l
         model_state=state,
     )
     # One loop variable, the named state (as beam search's).
-    (done,) = ops.while_loop(lambda loop: searching(loop), lambda loop: (advance(loop),), (start,))
+    (done,) = ops.while_loop(searching, lambda loop: (advance(loop),), (start,))
     return done
 
 

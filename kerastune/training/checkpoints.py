@@ -83,8 +83,7 @@ def restore_checkpoint(checkpoint, variables, optimizer) -> dict:
     checkpoint = Path(checkpoint)
     pairs = [*_checked_pairs(checkpoint / "model.npz", variables, "model"),
              *_checked_pairs(checkpoint / "optimizer.npz", optimizer.variables, "optimizer")]
-    for variable, value in pairs:  # assigned only once every shape has been checked
-        variable.assign(value)
+    _assign(pairs)  # only once every shape has been checked
     return json.loads((checkpoint / "state.json").read_text())
 
 
@@ -116,7 +115,11 @@ def save_arrays(path, variables):
 
 def load_arrays(path, variables, what="model"):
     """Assign an .npz written by `save_arrays` back, after checking every shape."""
-    for variable, value in _checked_pairs(path, variables, what):
+    _assign(_checked_pairs(path, variables, what))
+
+
+def _assign(pairs):
+    for variable, value in pairs:
         variable.assign(value)
 
 
