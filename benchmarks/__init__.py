@@ -1,10 +1,10 @@
 """`kerastune bench`: kerastune against transformers + PyTorch, in one run, on the same weights and inputs.
 
 Steps: write transformers checkpoints (seeded random weights) and the
-pipeline's data, then run each side in a process of its own, one after the
-other (`worker.py`): PyTorch first, then each Keras backend. Each side
-measures training throughput of three models, greedy and beam-4 generation,
-the instruction-tuning pipeline end to end, and a matmul peak. The rows,
+pipeline's data, then measure each item (a matmul peak, training throughput
+of three models, greedy and beam-4 generation, the instruction-tuning
+pipeline end to end) on every side, each side in a process of its own
+(`worker.py`), their timed repetitions alternated (`harness.py`). The rows,
 ratios and targets go to OUT/bench.json and OUT/bench.md (`report.py`).
 Needs torch and transformers (`pip install -e ".[test]"`; torch==2.13.0 is
 the CPU build). This folder sits beside the `kerastune` package, not in it:
@@ -13,15 +13,10 @@ it imports torch and TensorFlow internals that the library never needs.
 
 import csv
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from kerastune.errors import KerastuneError
-
-ROOT = Path(__file__).resolve().parents[1]  # the repository: `python -m benchmarks.worker` runs from here
 
 LABELS = ["World", "Sports", "Business", "Sci/Tech"]
 
@@ -75,75 +70,63 @@ def prepare(workdir: Path, size: str) -> dict:
     for model in sorted({w.model for w in work["training"]} | {work["generation"].model, work["pipeline"].model}):
         print(f"writing a {model}-shaped transformers checkpoint", flush=True)
         checkpoints[model] = str(write_checkpoint(model, workdir / model, texts[MODELS[model][0]]))
-    plan = {"size": size, "checkpoints": checkpoints, "news_dir": str(news_dir), "prompt": recipe.prompt,
+    return {"size": size, "checkpoints": checkpoints, "news_dir": str(news_dir), "prompt": recipe.prompt,
             "labels": recipe.labels}
-    (workdir / "plan.json").write_text(json.dumps(plan, indent=1))
-    return plan
-
-
-def run_side(side: str, workdir: Path, per_item=True) -> dict:
-    from benchmarks.worker import MORE_ITEMS
-
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    if side != "torch":
-        env["KERAS_BACKEND"] = side
-    print(f"\n=== bench: {side} ===", flush=True)
-    started = time.perf_counter()
-    while True:  # one process per item (worker.py says why)
-        command = [sys.executable, "-m", "benchmarks.worker", side, str(workdir)] + ([] if per_item else ["--all"])
-        done = subprocess.run(command, env=env)
-        if done.returncode != MORE_ITEMS:
-            break
-    if done.returncode:
-        raise KerastuneError(f"the {side} side of the benchmark failed (exit {done.returncode}; see above)")
-    print(f"=== {side} done in {time.perf_counter() - started:.0f} s ===", flush=True)
-    return json.loads((workdir / f"{side}.json").read_text())
 
 
 def run_bench(out_dir="runs/bench", size="full", backends=("tensorflow", "jax"), command="kerastune bench",
-              reuse=False) -> dict:
-    """Run every side, write OUT/bench.json and OUT/bench.md, return the JSON. `size`: tiny | quick | full.
+              reuse=False, repeats=3) -> dict:
+    """Measure every item on every side, alternated (harness.py), and write OUT/bench.json and OUT/bench.md.
 
-    `reuse` keeps the sides an earlier run of the same size measured in OUT/work and runs only the
-    missing ones (a long full run can be finished in parts; bench.json lists which sides were reused).
+    `size`: tiny | quick | full. `reuse` keeps what an earlier run of the same size and repetitions
+    measured in OUT/work and measures only the rest (a long run finished in parts); reused figures are
+    marked in both files.
     """
+    from benchmarks.harness import machine, run_items
     from benchmarks.report import build_rows, markdown
+    from benchmarks.worker import item_names
 
     _check_reference_stack()
+    if repeats < 1:
+        raise KerastuneError(f"repeats must be >= 1, got {repeats}")
     out_dir = Path(out_dir)
     workdir = out_dir / "work"
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    plan_file = workdir / "plan.json"
-    same_plan = plan_file.is_file() and json.loads(plan_file.read_text()).get("size") == size
-    if not (reuse and same_plan):
-        for old in workdir.glob("*.json"):
-            old.unlink()
-        prepare(workdir, size)
-    sides, reused, failed = {}, [], {}
-    for side in ("torch", *backends):
-        if (workdir / f"{side}.json").is_file():
-            sides[side] = json.loads((workdir / f"{side}.json").read_text())
-            reused.append(side)
-            continue
-        try:
-            sides[side] = run_side(side, workdir, per_item=size != "tiny")
-        except KerastuneError as error:
-            if side == "torch":
-                raise
-            # One backend failing (killed for memory, say) still leaves a table of the others.
-            print(f"error: {error}; the table leaves {side} out (its finished items: {side}.partial.json)")
-            failed[side] = str(error)
-    rows, peak = build_rows(size, sides)
-    table = markdown(rows, peak, list(sides), command)
-    result = {"command": command, "size": size, "matmul_peak_gflops": peak, "seconds": time.perf_counter() - started,
-              "cpu_count": os.cpu_count(), "rows": rows,
-              "side_seconds": {side: values["seconds"] for side, values in sides.items()}, "reused": reused,
-              "failed": failed}
+    run_id = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    plan_file, records_file = workdir / "plan.json", workdir / "records.json"
+    plan = json.loads(plan_file.read_text()) if plan_file.is_file() else {}
+    same_plan = plan.get("size") == size and plan.get("repeats") == repeats and records_file.is_file()
+    if reuse and same_plan:
+        records = json.loads(records_file.read_text())
+    else:
+        records_file.unlink(missing_ok=True)
+        plan = prepare(workdir, size)
+        plan["repeats"] = repeats
+        plan_file.write_text(json.dumps(plan, indent=1))
+        records = {}
+    sides = ["torch", *backends]
+    names = item_names(size)
+    records = run_items(names, sides, repeats, workdir, records, run_id, keep_workers=size == "tiny")
+    rows, setup_rows, peak = build_rows(size, records, run_id)
+    failed = sorted({side for item in records.values() for side, record in item.items() if "error" in record})
+    about = machine()
+    header = (f"`{command}`, {run_id}, commit {(about['commit'] or 'unknown')[:10]}"
+              f"{' (with uncommitted changes)' if about['uncommitted_changes'] else ''}, {about['cpu']}, "
+              f"{about['affinity_cpus']} CPU cores, {about['memory_gib'] or 0:.0f} GiB"
+              f"{', ' + ', '.join(about['gpus']) if about['gpus'] else ', no GPU'}; "
+              f"{repeats} alternated repetitions after warm-up.")
+    table = markdown(rows, setup_rows, peak, sides, header)
+    result = {"command": command, "date": run_id, "size": size, "repeats": repeats, "machine": about,
+              "matmul_peak_gflops": peak, "seconds": time.perf_counter() - started, "rows": rows,
+              "setup_rows": setup_rows, "reused": sorted({s for r in rows for s in r["reused"]}),
+              "failed": {item: {side: record["error"] for side, record in sides_.items() if "error" in record}
+                         for item, sides_ in records.items() if any("error" in r for r in sides_.values())}}
     (out_dir / "bench.json").write_text(json.dumps(result, indent=1))
     (out_dir / "bench.md").write_text(table)
     print("\n" + table)
     print(f"wrote {out_dir / 'bench.json'} and {out_dir / 'bench.md'} ({result['seconds']:.0f} s)")
     if failed:
-        raise KerastuneError(f"the {', '.join(failed)} side of the benchmark failed; the table has the others")
+        raise KerastuneError(f"the {', '.join(failed)} side of the benchmark failed on some items (bench.json "
+                             "lists them); the tables have the rest")
     return result

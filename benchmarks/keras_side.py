@@ -1,9 +1,11 @@
 """The kerastune side of `kerastune bench`, on whichever Keras backend this process runs.
 
 Each measurement takes the path a recipe takes: `load_model(dir)` on the
-checkpoint transformers wrote, the library's length-bucketed tf.data batches,
-`model.fit` compiled as `training.fit` compiles it (XLA on TensorFlow and
-JAX), and `Seq2SeqGenerator`'s compiled search for generation.
+checkpoint transformers wrote, the recipes' own tf.data batches (length
+buckets; the masked-LM recipe's chunks and masking), `model.fit` compiled as
+`training.fit` compiles it, and `Seq2SeqGenerator`'s compiled search for
+generation. Items follow worker.py's protocol: build, `setup()` (load and
+warm up), `repeat()` (one timed pass), `finish()`.
 """
 
 import time
@@ -38,8 +40,9 @@ def matmul_peak(size=2048, repeats=10) -> float:
 
 def training_dataset(family, examples, batch_size, model):
     """The recipes' batching of already-tokenized examples, in their given order (no reshuffle, so the
-    timed pass sees the batches the warm-up pass compiled)."""
+    timed passes see the batches the warm-up pass compiled)."""
     from kerastune.data.causal_lm import causal_lm_dataset
+    from kerastune.data.masking import masked_lm_dataset
     from kerastune.data.tf_dataset import batch_pairs
 
     if family == "t5":
@@ -49,95 +52,124 @@ def training_dataset(family, examples, batch_size, model):
         return batch_pairs(pairs, batch_size, 512, 512)
     if family == "gpt2":
         return causal_lm_dataset(examples["inputs"], batch_size, max_length=1024, shuffle=False)
-    return masked_lm_dataset(examples["inputs"], batch_size, model.preprocessor.tokenizer)
+    import datasets  # the masked-LM recipe's chunks and its on-the-fly token masking
+
+    chunks = datasets.Dataset.from_dict({"input_ids": examples["inputs"], "word_ids": examples["word_ids"]})
+    return masked_lm_dataset(chunks, model.preprocessor.tokenizer, batch_size, "token", shuffle=False)
 
 
-def masked_lm_dataset(token_lists, batch_size, tokenizer, seed=0):
-    """Variable-length masked-LM batches: the recipe's token masking (15%, 80/10/10) in tf.data, then
-    bucketing and padding like the seq2seq data (transformers' collator pads each batch the same way)."""
-    from kerastune.data.masking import IGNORE, token_masking
-    from kerastune.data.tokens import PAD_MULTIPLE, bucket_boundaries, pad_to_multiple
+class PassTimer(keras.callbacks.Callback):
+    """Seconds of each `fit` epoch, and of its first step (tracing and compiling included)."""
 
-    specials = tf.constant([tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id], tf.int32)
-    mask_id, vocab = tokenizer.mask_token_id, tokenizer.vocabulary_size()
-    ids = tf.data.Dataset.from_tensor_slices(tf.ragged.constant(token_lists, tf.int32)).map(lambda r: r)
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-
-    def mask(row, example_seed):
-        special = tf.reduce_any(tf.equal(row[:, None], specials[None, :]), axis=1)
-        inputs, labels = token_masking(row, special, tf.cast(example_seed, tf.int64), mask_id, vocab)
-        return inputs, labels
-
-    ds = tf.data.Dataset.zip((ids, seeds)).map(mask, num_parallel_calls=tf.data.AUTOTUNE)
-    edges = bucket_boundaries(512)
-    ds = ds.bucket_by_sequence_length(
-        lambda inputs, labels: tf.shape(inputs)[0], edges, [batch_size] * (len(edges) + 1),
-        padded_shapes=([None], [None]), padding_values=(0, IGNORE),
-    )
-
-    def to_model_inputs(inputs, labels):
-        inputs, labels = pad_to_multiple(inputs, PAD_MULTIPLE), pad_to_multiple(labels, PAD_MULTIPLE, pad_id=IGNORE)
-        width = tf.shape(inputs)[1]
-        positions = tf.tile(tf.range(width)[None, :], [tf.shape(inputs)[0], 1])
-        x = {"token_ids": inputs, "padding_mask": tf.not_equal(inputs, 0), "mask_positions": positions}
-        return x, tf.maximum(labels, 0), tf.cast(tf.not_equal(labels, IGNORE), tf.float32)
-
-    return ds.map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-
-
-class EpochTimer(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
-        self.seconds, self.steps = [], 0
+        self.seconds, self.first_step, self.steps = [], None, 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.start = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
         self.steps += 1
+        if self.first_step is None:
+            self.first_step = time.perf_counter() - self.start
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds.append(time.perf_counter() - self.start)
 
 
-def train_throughput(workload, path) -> dict:
-    """Seconds of the second of two `fit` epochs over the workload's batches (the first compiles)."""
-    from kerastune.models import load_model
-    from kerastune.training.fit import compile_for_training, without_preprocessor
-    from kerastune.training.optimizer import create_optimizer
+class CompileCounter:
+    """XLA compilations on JAX (every jitted program: the train step per shape, and small helpers); None
+    on TensorFlow, whose training step runs as a graph without XLA on a CPU."""
 
-    family, _ = MODELS[workload.model]
-    examples = workload.examples()
-    keras.utils.set_random_seed(0)
-    model = load_model(str(path))
-    dataset = training_dataset(family, examples, workload.batch_size, model)
-    shapes = {tuple(tf.nest.flatten(x)[0].shape) for x, _, _ in dataset}
-    timer = EpochTimer()
-    with without_preprocessor(model):
-        compile_for_training(model, create_optimizer(1e-5, 1000, 0, 0.0, model))
-        model.fit(dataset, epochs=2, verbose=0, callbacks=[timer])
-    return {"seconds": timer.seconds[1], "warmup_seconds": timer.seconds[0], "steps": timer.steps // 2,
-            "shapes": len(shapes), "jit_compile": bool(model.jit_compile)}
+    def __init__(self):
+        self.count = None
+        if keras.config.backend() == "jax":
+            import jax
+
+            self.count = 0
+            jax.monitoring.register_event_duration_secs_listener(self._event)
+
+    def _event(self, name, seconds, **kwargs):
+        if name == "/jax/core/compile/backend_compile_duration":
+            self.count += 1
 
 
-def generation_throughput(workload, path, num_beams) -> dict:
-    """Seconds to generate for every prompt with `Seq2SeqGenerator`, after one warm-up batch per shape."""
-    from kerastune.generation.seq2seq import Seq2SeqGenerator
-    from kerastune.models import load_model
+COMPILES = CompileCounter()
 
-    model = load_model(str(path))
-    generator = Seq2SeqGenerator(model, model.preprocessor.tokenizer, max_new_tokens=workload.max_new_tokens,
-                                 num_beams=num_beams)
-    prompts = workload.prompt_ids()
-    start = time.perf_counter()
-    generator.generate_tokens(prompts, workload.batch_size)  # compiles each bucket's shape once
-    first = time.perf_counter() - start
-    compiled = generator.compilations
-    start = time.perf_counter()
-    outputs = generator.generate_tokens(prompts, workload.batch_size)
-    return {"seconds": time.perf_counter() - start, "warmup_seconds": first, "compilations": compiled,
-            "recompilations": generator.compilations - compiled,
-            "outputs": [[int(t) for t in np.asarray(row)] for row in outputs]}
+
+class Training:
+    """`model.fit` as `training.fit` compiles it, over the workload's batches: a warm-up pass compiles
+    every bucket's shape, then each `repeat` times one more pass (steady-state steps only)."""
+
+    def __init__(self, workload, path):
+        from kerastune.models import load_model
+        from kerastune.training.fit import compile_for_training
+        from kerastune.training.optimizer import create_optimizer
+
+        started = time.perf_counter()
+        family, _ = MODELS[workload.model]
+        keras.utils.set_random_seed(0)
+        self.model = load_model(str(path))
+        self.dataset = training_dataset(family, workload.examples(), workload.batch_size, self.model)
+        self.shapes = len({tuple(tf.nest.flatten(x)[0].shape) for x, _, _ in self.dataset})
+        self.load_seconds = time.perf_counter() - started
+        self.model.preprocessor = None  # the tf.data pipeline already tokenized
+        compile_for_training(self.model, create_optimizer(1e-5, 1000, 0, 0.0, self.model))
+        self.timer = PassTimer()
+
+    def _pass(self) -> float:
+        self.model.fit(self.dataset, epochs=1, verbose=0, callbacks=[self.timer])
+        return self.timer.seconds[-1]
+
+    def setup(self) -> dict:
+        before = COMPILES.count
+        warmup = self._pass()
+        self.compiled = COMPILES.count
+        return {"load_seconds": self.load_seconds, "first_step_seconds": self.timer.first_step,
+                "warmup_seconds": warmup, "steps": self.timer.steps, "shapes": self.shapes,
+                "jit_compile": bool(self.model.jit_compile),
+                "xla_compilations": None if before is None else self.compiled - before}
+
+    def repeat(self) -> dict:
+        return {"seconds": self._pass()}
+
+    def finish(self) -> dict:
+        if COMPILES.count is None:
+            return {}
+        return {"xla_recompilations": COMPILES.count - self.compiled}  # in the timed passes: must be 0
+
+
+class Generation:
+    """`Seq2SeqGenerator`'s compiled search over every prompt: the warm-up pass compiles each bucket's
+    shape, each `repeat` is one more pass, which must compile nothing."""
+
+    def __init__(self, workload, path, num_beams):
+        from kerastune.generation.seq2seq import Seq2SeqGenerator
+        from kerastune.models import load_model
+
+        started = time.perf_counter()
+        model = load_model(str(path))
+        self.generator = Seq2SeqGenerator(model, model.preprocessor.tokenizer,
+                                          max_new_tokens=workload.max_new_tokens, num_beams=num_beams)
+        self.prompts, self.batch_size = workload.prompt_ids(), workload.batch_size
+        self.load_seconds = time.perf_counter() - started
+
+    def _pass(self) -> float:
+        started = time.perf_counter()
+        self.outputs = self.generator.generate_tokens(self.prompts, self.batch_size)
+        return time.perf_counter() - started
+
+    def setup(self) -> dict:
+        warmup = self._pass()
+        self.compiled = self.generator.compilations
+        return {"load_seconds": self.load_seconds, "warmup_seconds": warmup, "compilations": self.compiled}
+
+    def repeat(self) -> dict:
+        return {"seconds": self._pass()}
+
+    def finish(self) -> dict:
+        return {"recompilations": self.generator.compilations - self.compiled,
+                "outputs": [[int(t) for t in np.asarray(row)] for row in self.outputs]}
 
 
 def recipe_pipeline(workload, path, data_dir, output_dir) -> dict:

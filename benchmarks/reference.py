@@ -4,8 +4,9 @@ Checkpoints: transformers models with seeded random weights, saved with
 `save_pretrained` beside small offline tokenizer files, so kerastune loads
 the same weights with `load_model(dir)`. Training is a plain PyTorch loop
 with dynamic padding (pad each batch to its longest row, labels -100 on
-padding: what Trainer's collators do). Generation is `model.generate` on
-batches padded to their longest prompt. The notebook pipeline is the
+padding: what Trainer's collators do; the masked-LM notebook's chunks need none).
+Generation is `model.generate` on batches padded to their longest prompt.
+Items follow worker.py's protocol, as keras_side.py's do. The notebook pipeline is the
 instruction-tuning seed's own code path: padding to 400, `Seq2SeqTrainer`,
 then batched beam-5 `generate` with max_length 50.
 """
@@ -80,66 +81,97 @@ def _training_batch(family, rows, targets=None, collator=None):
     return collator([{"input_ids": r} for r in rows])  # DataCollatorForLanguageModeling: pad, then mask 15%
 
 
-def train_throughput(workload, path) -> dict:
-    """Seconds of the second of two passes over the workload's batches (the first warms up)."""
-    from transformers import (
-        AutoModelForMaskedLM,
-        DataCollatorForLanguageModeling,
-        DistilBertTokenizerFast,
-        GPT2LMHeadModel,
-        T5ForConditionalGeneration,
-    )
+class Training:
+    """A plain PyTorch loop over the workload's batches: a warm-up pass, then each `repeat` times one pass."""
 
-    family, _ = MODELS[workload.model]
-    examples = workload.examples()
-    torch.manual_seed(0)
-    collator = None
-    if family == "t5":
-        model = T5ForConditionalGeneration.from_pretrained(path)
-    elif family == "gpt2":
-        model = GPT2LMHeadModel.from_pretrained(path)
-    else:
-        model = AutoModelForMaskedLM.from_pretrained(path)
-        tokenizer = DistilBertTokenizerFast(vocab_file=str(Path(path) / "vocab.txt"))
-        collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15, return_tensors="pt")
-    model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, eps=1e-8)
-    size = workload.batch_size
-    seconds = []
-    for _ in range(2):
-        start = time.perf_counter()
-        for first in range(0, len(examples["inputs"]), size):
-            rows = examples["inputs"][first : first + size]
-            targets = examples["targets"][first : first + size] if family == "t5" else None
-            loss = model(**_training_batch(family, rows, targets, collator)).loss
+    def __init__(self, workload, path):
+        from transformers import (
+            AutoModelForMaskedLM,
+            DataCollatorForLanguageModeling,
+            DistilBertTokenizerFast,
+            GPT2LMHeadModel,
+            T5ForConditionalGeneration,
+        )
+
+        started = time.perf_counter()
+        self.family, _ = MODELS[workload.model]
+        self.examples, self.size = workload.examples(), workload.batch_size
+        torch.manual_seed(0)
+        self.collator = None
+        if self.family == "t5":
+            self.model = T5ForConditionalGeneration.from_pretrained(path)
+        elif self.family == "gpt2":
+            self.model = GPT2LMHeadModel.from_pretrained(path)
+        else:  # the masked-LM notebook's collator: 15% of tokens, 80/10/10
+            self.model = AutoModelForMaskedLM.from_pretrained(path)
+            tokenizer = DistilBertTokenizerFast(vocab_file=str(Path(path) / "vocab.txt"))
+            self.collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15, return_tensors="pt")
+        self.model.train()
+        # No weight decay, as kerastune's side (the same arithmetic; it costs PyTorch next to nothing).
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-5, eps=1e-8, weight_decay=0.0)
+        self.load_seconds = time.perf_counter() - started
+
+    def _pass(self) -> float:
+        started, self.first_step = time.perf_counter(), None
+        inputs = self.examples["inputs"]
+        for first in range(0, len(inputs), self.size):
+            rows = inputs[first : first + self.size]
+            targets = self.examples["targets"][first : first + self.size] if self.family == "t5" else None
+            loss = self.model(**_training_batch(self.family, rows, targets, self.collator)).loss
             loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-        seconds.append(time.perf_counter() - start)
-    return {"seconds": seconds[1], "warmup_seconds": seconds[0], "steps": -(-len(examples["inputs"]) // size)}
+            self.optimizer.step()
+            self.optimizer.zero_grad()
+            if self.first_step is None:
+                self.first_step = time.perf_counter() - started
+        return time.perf_counter() - started
+
+    def setup(self) -> dict:
+        warmup = self._pass()
+        return {"load_seconds": self.load_seconds, "first_step_seconds": self.first_step, "warmup_seconds": warmup,
+                "steps": -(-len(self.examples["inputs"]) // self.size)}
+
+    def repeat(self) -> dict:
+        return {"seconds": self._pass()}
+
+    def finish(self) -> dict:
+        return {}
 
 
-@torch.no_grad()
-def generation_throughput(workload, path, num_beams) -> dict:
-    """Seconds to generate for every prompt in batches of the workload's size (after one warm-up batch)."""
-    from transformers import T5ForConditionalGeneration
+class Generation:
+    """`model.generate` on batches padded to their longest prompt: a warm-up pass, then timed passes."""
 
-    model = T5ForConditionalGeneration.from_pretrained(path).eval()
-    prompts = workload.prompt_ids()
+    def __init__(self, workload, path, num_beams):
+        from transformers import T5ForConditionalGeneration
 
-    def run(batch):
+        started = time.perf_counter()
+        self.model = T5ForConditionalGeneration.from_pretrained(path).eval()
+        self.workload, self.num_beams = workload, num_beams
+        self.prompts = workload.prompt_ids()
+        self.load_seconds = time.perf_counter() - started
+
+    @torch.no_grad()
+    def _batch(self, batch):
         ids = _pad(batch, 0)
-        beam = dict(num_beams=num_beams, early_stopping=True) if num_beams > 1 else {}
-        out = model.generate(input_ids=ids, attention_mask=(ids != 0).long(), max_new_tokens=workload.max_new_tokens,
-                             do_sample=False, **beam)
+        beam = dict(num_beams=self.num_beams, early_stopping=True) if self.num_beams > 1 else {}
+        out = self.model.generate(input_ids=ids, attention_mask=(ids != 0).long(), do_sample=False,
+                                  max_new_tokens=self.workload.max_new_tokens, **beam)
         return [[int(t) for t in row[1:]] for row in out]
 
-    run(prompts[: workload.batch_size])
-    start = time.perf_counter()
-    outputs = []
-    for first in range(0, len(prompts), workload.batch_size):
-        outputs += run(prompts[first : first + workload.batch_size])
-    return {"seconds": time.perf_counter() - start, "outputs": outputs}
+    def _pass(self) -> float:
+        started, size = time.perf_counter(), self.workload.batch_size
+        self.outputs = []
+        for first in range(0, len(self.prompts), size):
+            self.outputs += self._batch(self.prompts[first : first + size])
+        return time.perf_counter() - started
+
+    def setup(self) -> dict:
+        return {"load_seconds": self.load_seconds, "warmup_seconds": self._pass()}
+
+    def repeat(self) -> dict:
+        return {"seconds": self._pass()}
+
+    def finish(self) -> dict:
+        return {"outputs": self.outputs}
 
 
 def notebook_pipeline(workload, path, splits, prompt, labels, output_dir) -> dict:

@@ -6,7 +6,10 @@ does not depend on the values, and the hub is not reachable offline.
 Input lengths are drawn from log-normal distributions standing in for the
 seeds' datasets (AG News prompts, product descriptions, IMDb reviews):
 medians and spreads chosen from the datasets' typical word counts, cut at the
-recipes' maximum lengths. Both sides get the very same token ids.
+recipes' maximum lengths. Each model's batches are what its recipe runs: T5
+and GPT-2 rows of their own lengths in length buckets; DistilBERT's reviews
+joined and cut into 128-token chunks, as the masked-LM notebook and recipe do.
+Both sides get the very same token ids.
 """
 
 import dataclasses
@@ -56,6 +59,7 @@ class TrainingWorkload:
     batches: int
     lengths: Lengths
     target_lengths: Lengths | None = None  # seq2seq only
+    chunk_size: int = 0  # masked LM: texts joined and cut into rows of this many tokens (the remainder dropped)
 
     def examples(self, seed=0) -> dict:
         """Token ids for every example: `inputs` (and `targets`), lists of ints ending in the model's end token."""
@@ -70,9 +74,16 @@ class TrainingWorkload:
         if family == "gpt2":  # text tokens, then <|endoftext|>
             eos = config["eos_token_id"]
             return {"inputs": _ints([list(rng.integers(0, eos, n - 1)) + [eos] for n in self.lengths.draw(count, rng)])}
-        # DistilBERT: [CLS] word pieces [SEP], pieces drawn above the special and [unused] ids
-        return {"inputs": _ints([[101] + list(rng.integers(1000, vocab, n - 2)) + [102]
-                                 for n in self.lengths.draw(count, rng)])}
+        # DistilBERT: texts of [CLS] word pieces [SEP] (pieces drawn above the special and [unused] ids),
+        # joined and cut into `chunk_size` rows until there are `count` of them; each piece is a word.
+        ids, words = [], []
+        while len(ids) < count * self.chunk_size:
+            n = int(self.lengths.draw(1, rng)[0])
+            ids += [101] + list(rng.integers(1000, vocab, n - 2)) + [102]
+            words += [-1] + list(range(len(words), len(words) + n - 2)) + [-1]
+        size = self.chunk_size
+        return {"inputs": _ints([ids[i : i + size] for i in range(0, count * size, size)]),
+                "word_ids": _ints([words[i : i + size] for i in range(0, count * size, size)])}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,7 +131,7 @@ def workloads(size: str) -> dict:
             "training": [
                 TrainingWorkload("t5-tiny", 4, 2, short(AG_NEWS_PROMPT, 64), LABEL_NAME),
                 TrainingWorkload("gpt2-tiny", 4, 2, short(PRODUCT_TEXT, 32)),
-                TrainingWorkload("distilbert-tiny", 4, 2, short(IMDB_REVIEW, 32)),
+                TrainingWorkload("distilbert-tiny", 4, 2, short(IMDB_REVIEW, 32), chunk_size=32),
             ],
             "generation": GenerationWorkload("t5-tiny", prompts=8, batch_size=4, max_new_tokens=4,
                                              lengths=short(AG_NEWS_PROMPT, 64)),
@@ -131,7 +142,7 @@ def workloads(size: str) -> dict:
             "training": [
                 TrainingWorkload("flan-t5-small", 32, 3, AG_NEWS_PROMPT, LABEL_NAME),
                 TrainingWorkload("gpt2-small", 8, 3, short(PRODUCT_TEXT, 128)),
-                TrainingWorkload("distilbert-base", 16, 3, short(IMDB_REVIEW, 128)),
+                TrainingWorkload("distilbert-base", 32, 3, IMDB_REVIEW, chunk_size=128),
             ],
             "generation": GenerationWorkload("flan-t5-small", prompts=64, batch_size=32, max_new_tokens=16,
                                              lengths=AG_NEWS_PROMPT),
@@ -141,7 +152,7 @@ def workloads(size: str) -> dict:
         "training": [
             TrainingWorkload("flan-t5-small", 32, 12, AG_NEWS_PROMPT, LABEL_NAME),
             TrainingWorkload("gpt2-small", 8, 8, PRODUCT_TEXT),
-            TrainingWorkload("distilbert-base", 32, 6, IMDB_REVIEW),
+            TrainingWorkload("distilbert-base", 32, 8, IMDB_REVIEW, chunk_size=128),
         ],
         "generation": GenerationWorkload("flan-t5-small", prompts=128, batch_size=32, max_new_tokens=32,
                                          lengths=AG_NEWS_PROMPT),

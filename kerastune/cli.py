@@ -130,15 +130,17 @@ def cmd_export(args):
 
 def cmd_bench(args):
     """kerastune against transformers + PyTorch: the repository's benchmarks/ folder (not part of the package)."""
+    at_least_one(args, "repeats")
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from benchmarks import run_bench
 
     command = "kerastune bench" + (" --quick" if args.quick else "")
     if tuple(args.backends) != ("tensorflow", "jax"):
         command += " --backends " + " ".join(args.backends)
+    command += f" --repeats {args.repeats}" if args.repeats != 3 else ""
     command += " --reuse" if args.reuse else ""
     run_bench(args.output_dir, size="quick" if args.quick else "full", backends=args.backends, command=command,
-              reuse=args.reuse)
+              reuse=args.reuse, repeats=args.repeats)
 
 
 def add_run_arguments(parser):
@@ -209,8 +211,11 @@ def build_parser():
     bench.add_argument("--backends", nargs="+", choices=("tensorflow", "jax"), default=["tensorflow", "jax"],
                        help="Keras backends to measure (each against the same PyTorch run)")
     bench.add_argument("--output-dir", default="runs/bench")
+    bench.add_argument("--repeats", type=int, default=3,
+                       help="timed repetitions per item and side, alternated between the sides (default 3)")
     bench.add_argument("--reuse", action="store_true",
-                       help="keep the sides a run of the same size already measured in OUTPUT_DIR/work")
+                       help="keep what a run of the same size already measured in OUTPUT_DIR/work (marked as "
+                       "reused: not alternated with the rest)")
     bench.set_defaults(func=cmd_bench)
     return parser
 

@@ -47,29 +47,66 @@ BACKENDS = ("tensorflow",)  # CI time: the JAX side runs the same worker code un
 
 @pytest.mark.slow
 @pytest.mark.skipif(keras.config.backend() != "tensorflow", reason="the bench starts its own workers; once is enough")
-def test_bench_runs_both_sides_and_writes_the_table(tmp_path):
-    result = run_bench(tmp_path, size="tiny", backends=BACKENDS, command="test")
+def test_bench_alternates_the_sides_and_writes_the_tables(tmp_path):
+    result = run_bench(tmp_path, size="tiny", backends=BACKENDS, command="test", repeats=2)
     saved = json.loads((tmp_path / "bench.json").read_text())
     assert saved["rows"] == json.loads(json.dumps(result["rows"]))
+    assert saved["machine"]["commit"] and saved["machine"]["versions"]["torch"] and saved["machine"]["cpu_count"]
+    assert saved["reused"] == [] and saved["failed"] == {}
     rows = {r["kind"] + ":" + r["name"].split(" (")[0]: r for r in result["rows"]}
     work = workloads("tiny")
     for backend in BACKENDS:
         for w in work["training"]:
             row = rows[f"training:train {w.model}"]
+            assert row["repetitions"] == {"torch": 2, backend: 2}
             assert row["values"]["torch"] > 0 and row["ratios"][backend] > 0
+            low, high = row["spread"][backend]
+            assert low <= row["values"][backend] <= high
             assert row["details"][backend]["shapes"] >= 1
             assert 0 < rows[f"mfu:MFU train {w.model}"]["values"][backend] < 1
         for name in ("greedy", "beam4"):
             row = rows[f"generation:generate t5-tiny {name}"]
             assert row["same_outputs"][backend] == 1.0  # the same weights generate the same ids as transformers
-            assert row["details"][backend]["recompilations"] == 0  # the second pass reuses every compiled shape
+            assert row["details"][backend]["recompilations"] == 0  # the timed passes reuse every compiled shape
             assert row["details"][backend]["compilations"] >= 1
     pipeline = rows["pipeline:instruction-tuning pipeline end to end"]
-    assert {"validation_accuracy", "test_accuracy"} <= set(pipeline["details"]["torch"])
+    assert {"validation_accuracy", "test_accuracy"} <= set(pipeline["details"]["torch"][0])
+    setup = {r["name"]: r for r in result["setup_rows"]}
+    assert setup["train t5-tiny: peak RSS"]["values"][BACKENDS[0]] > 0.1  # GiB
+    assert setup["train t5-tiny: load + first step"]["values"][BACKENDS[0]] > 0
     table = (tmp_path / "bench.md").read_text()
-    assert table.count("\n| ") == len(result["rows"]) + 2  # header, separator, one line per row
-    assert "matmul peak" in table
+    assert table.count("\n| ") == len(result["rows"]) + len(result["setup_rows"]) + 4  # 2 headers, 2 separators
+    assert "matmul peak" in table.lower() and "(reused)" not in table
     check_generation_profile(tmp_path / "work" / "t5-tiny")  # the profiler reads TensorFlow's traces
+
+
+def synthetic_records(torch_seconds, tf_seconds, tf_run):
+    """Training records of t5-tiny as the workers write them (one repetition per figure)."""
+    def record(seconds, run):
+        return {"setup": {"load_seconds": 1.0, "first_step_seconds": 2.0, "warmup_seconds": 9.0},
+                "repeats": [{"seconds": s} for s in seconds], "finish": {"peak_rss_gib": 1.0}, "run": run}
+
+    return {"matmul": {"torch": {"setup": {}, "repeats": [{"gflops": 100.0}], "finish": {}, "run": "now"}},
+            "training/t5-tiny": {"torch": record(torch_seconds, "now"), "tensorflow": record(tf_seconds, tf_run)}}
+
+
+def test_ratios_pair_each_repetition_with_its_neighbour_and_reused_sides_are_marked():
+    from benchmarks.report import build_rows, markdown
+
+    # A slow stretch in repetition 3 hit TensorFlow only: the pairs say 2x, the medians would say 1.33x.
+    records = synthetic_records([10, 30, 20], [5, 15, 30], tf_run="now")
+    rows, setup_rows, peak = build_rows("tiny", records, "now")
+    assert rows[0]["ratios"]["tensorflow"] == pytest.approx(2.0)
+    assert rows[0]["reused"] == [] and peak == 100.0
+    compile_row = next(r for r in setup_rows if "compile" in r["name"])
+    assert compile_row["values"]["torch"] == pytest.approx(9.0 - 20)  # warm-up pass minus the median pass
+
+    reused = synthetic_records([10, 30, 20], [5, 15, 30], tf_run="an earlier run")
+    rows, setup_rows, peak = build_rows("tiny", reused, "now")
+    assert rows[0]["reused"] == ["tensorflow"]
+    assert rows[0]["ratios"]["tensorflow"] == pytest.approx(20 / 15)  # not alternated: ratio of medians
+    table = markdown(rows, setup_rows, peak, ["torch", "tensorflow"], "test")
+    assert "(reused)" in table and "no basis for a claim" in table
 
 
 def check_generation_profile(checkpoint):
