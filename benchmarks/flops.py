@@ -3,7 +3,8 @@
 A matmul of (m, k) by (k, n) is 2mkn FLOPs; a training step is 3x the
 forward pass (the backward pass does two matmuls for each forward one).
 Only the work real tokens need counts: padding is waste, so a run that pads
-more shows a lower MFU. Attention scores count the full square (as
+more shows a lower MFU; so is scoring a masked LM's vocabulary at positions
+that carry no loss (transformers does; kerastune scores the masked ones). Attention scores count the full square (as
 PaLM's MFU does); softmax, norms and activations are not counted.
 """
 
@@ -25,10 +26,14 @@ def gpt2_forward(config: dict, length: int) -> float:
     return layers * (2 * tokens * 12 * d * d + 4 * tokens * tokens * d) + 2 * tokens * d * vocab
 
 
-def distilbert_forward(config: dict, length: int) -> float:
+def distilbert_forward(config: dict, length: int, predicted: float | None = None) -> float:
+    """`predicted`: positions the MLM head scores (default: every one)."""
     d, hidden, layers, vocab = config["dim"], config["hidden_dim"], config["n_layers"], config["vocab_size"]
     encoder = layers * (2 * length * (4 * d * d + 2 * d * hidden) + 4 * length * length * d)
-    return encoder + 2 * length * (d * d + d * vocab)  # the MLM head scores every position
+    return encoder + 2 * (length if predicted is None else predicted) * (d * d + d * vocab)
+
+
+MASKED_SHARE = 0.15  # the masked-LM notebook's share of (non-special) tokens that carry a loss
 
 
 def training_flops(family: str, config: dict, examples: dict) -> float:
@@ -37,8 +42,9 @@ def training_flops(family: str, config: dict, examples: dict) -> float:
         forward = sum(t5_forward(config, len(s), len(t)) for s, t in zip(examples["inputs"], examples["targets"]))
     elif family == "gpt2":
         forward = sum(gpt2_forward(config, len(ids)) for ids in examples["inputs"])
-    else:
-        forward = sum(distilbert_forward(config, len(ids)) for ids in examples["inputs"])
+    else:  # the head's work is needed on the masked positions only (data/masking.py)
+        forward = sum(distilbert_forward(config, len(ids), MASKED_SHARE * sum(w >= 0 for w in words))
+                      for ids, words in zip(examples["inputs"], examples["word_ids"]))
     return 3.0 * forward
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from make_reviews_sample import make_rows
 
-from kerastune.data.masking import masked_lm_dataset
+from kerastune.data.masking import dense_labels, masked_lm_dataset
 from kerastune.data.mlm import tokenize_and_chunk
 from kerastune.models.distilbert.tiny import tiny_distilbert
 
@@ -48,7 +48,11 @@ def batches(ds, epochs=1):
     out = []
     for epoch in range(epochs):
         epoch_variable().assign(epoch)
-        out.append([(np.asarray(x["token_ids"]), np.asarray(y), np.asarray(w)) for x, y, w in ds])
+        rows = []
+        for x, y, w in ds:
+            labels, weights = dense_labels(x, y, w, x["token_ids"].shape[1])
+            rows.append((np.asarray(x["token_ids"]), np.asarray(labels), np.asarray(weights)))
+        out.append(rows)
     return out
 
 
@@ -107,3 +111,32 @@ def test_the_dataset_knows_its_number_of_batches(tokenizer, chunks):
     """Keras shows a progress bar with a total (not `1/Unknown`) and counts the schedule's steps exactly."""
     ds = masked_lm_dataset(chunks, tokenizer, batch_size=64, masking="whole_word", seed=3)
     assert int(ds.cardinality()) == -(-len(chunks) // 64) == len(batches(ds)[0])
+
+
+def test_the_head_runs_on_masked_positions_only_with_the_same_loss(tokenizer, chunks):
+    """Predicting the masked positions alone gives the loss of predicting every position with weight 0
+    elsewhere (transformers' way), with a fraction of the vocabulary head's work."""
+    import keras
+
+    from kerastune.training.losses import token_loss
+
+    rows = make_rows(300, seed=1)
+    model = tiny_distilbert([r["text"] for r in rows], vocab_size=150)  # the tokenizer fixture's model
+    ds = masked_lm_dataset(chunks, tokenizer, batch_size=16, seed=7, shuffle=False)
+    x, labels, weights = next(iter(ds))
+    length = x["token_ids"].shape[1]
+    assert labels.shape[1] % 8 == 0 and labels.shape[1] < length // 2  # ~15% of 32 positions, padded to 8s
+    loss = token_loss()
+    few = loss(labels, model(x), sample_weight=weights)
+    dense, dense_weights = dense_labels(x, labels, weights, length)
+    x = {name: np.asarray(value) for name, value in x.items()}
+    everywhere = dict(x, mask_positions=np.tile(np.arange(length), (x["token_ids"].shape[0], 1)))
+    full = loss(np.maximum(dense, 0), model(everywhere), sample_weight=dense_weights)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(few), keras.ops.convert_to_numpy(full), rtol=1e-5)
+
+
+def test_static_shapes_list_every_position(tokenizer, chunks):
+    ds = masked_lm_dataset(chunks, tokenizer, batch_size=16, seed=7, drop_remainder=True)
+    x, labels, weights = next(iter(ds))
+    assert ds.element_spec[1].shape.as_list() == [16, 32] == list(labels.shape)
+    assert ds.element_spec[0]["mask_positions"].shape.as_list() == [16, 32]

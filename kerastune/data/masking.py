@@ -45,18 +45,28 @@ def whole_word_masking(ids, word_ids, seed, mask_id, rate=0.2):
     return inputs, tf.where(chosen, ids, tf.cast(IGNORE, ids.dtype))
 
 
+PREDICTION_MULTIPLE = 8  # predicted positions per row are padded to a multiple of this (few shapes)
+
+
 def masked_lm_dataset(chunks, tokenizer, batch_size, masking="token", seed=0, shuffle=True, fixed_masks=False,
                       drop_remainder=False):
-    """Batched `(x, y, sample_weight)` for keras-hub's `DistilBertMaskedLM`, predicting every position.
+    """Batched `(x, y, sample_weight)` for keras-hub's `DistilBertMaskedLM`, predicting the masked positions.
 
     `chunks` is a dataset with `input_ids` and `word_ids` (see `data/mlm.py`).
-    Chunks all have one length; `drop_remainder` also fixes the batch size
-    (static shapes for XLA / TPU).
+    `x["mask_positions"]` lists each row's masked positions, and `y` / `sample_weight`
+    are the labels and 1s there: the vocabulary head (a 768 x 30,522 matmul for
+    DistilBERT, a third of the model's FLOPs at 128 tokens) runs on the ~15% of
+    positions that carry a loss, not on every position as transformers'
+    `DistilBertForMaskedLM` does; the loss and its gradients are the same. A
+    batch's rows are padded (weight 0) to its most masked row, rounded up to a
+    multiple of 8. Chunks all have one length; `drop_remainder` fixes every shape
+    instead (batch size, and every position listed: static shapes for XLA / TPU).
     """
     if masking not in ("token", "whole_word"):
         raise ValueError(f"masking must be 'token' or 'whole_word', got {masking!r}")
     input_ids = tf.constant(chunks["input_ids"], tf.int32)
     word_ids = tf.constant(chunks["word_ids"], tf.int32)
+    length = int(input_ids.shape[1])
     specials = [tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id]
     mask_id, vocab_size = tokenizer.mask_token_id, tokenizer.vocabulary_size()
     ds = rows_each_epoch((input_ids, word_ids), seed, shuffle)
@@ -78,14 +88,39 @@ def masked_lm_dataset(chunks, tokenizer, batch_size, masking="token", seed=0, sh
             inputs, labels = token_masking(ids, special, example_seed, mask_id, vocab_size)
         else:
             inputs, labels = whole_word_masking(ids, words, example_seed, mask_id)
-        length = tf.shape(ids)[0]
-        x = {
-            "token_ids": inputs,
-            "padding_mask": tf.not_equal(ids, tokenizer.pad_token_id),
-            "mask_positions": tf.range(length),
-        }
-        weight = tf.cast(tf.not_equal(labels, IGNORE), tf.float32)
-        return x, tf.maximum(labels, 0), weight
+        positions = tf.cast(tf.where(tf.not_equal(labels, IGNORE))[:, 0], tf.int32)
+        x = {"token_ids": inputs, "padding_mask": tf.not_equal(ids, tokenizer.pad_token_id),
+             "mask_positions": positions}
+        return x, tf.gather(labels, positions), tf.ones_like(positions, tf.float32)
 
     ds = tf.data.Dataset.zip((ds, seeds)).map(mask, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+    predicted = length if drop_remainder else None
+    ds = ds.padded_batch(
+        batch_size, drop_remainder=drop_remainder,
+        padded_shapes=({"token_ids": [length], "padding_mask": [length], "mask_positions": [predicted]},
+                       [predicted], [predicted]),
+    )
+    if not drop_remainder:
+        ds = ds.map(_pad_predictions)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _pad_predictions(x, labels, weights):
+    """Pad the predicted positions to a multiple of PREDICTION_MULTIPLE (at least one multiple), weight 0."""
+    count = tf.shape(labels)[1]
+    width = tf.maximum(PREDICTION_MULTIPLE, -(-count // PREDICTION_MULTIPLE) * PREDICTION_MULTIPLE)
+    pad = [[0, 0], [0, width - count]]
+    x = dict(x, mask_positions=tf.pad(x["mask_positions"], pad))
+    return x, tf.pad(labels, pad), tf.pad(weights, pad)
+
+
+def dense_labels(x, labels, weights, length):
+    """(labels, weights) laid out per token position (-100 / 0 where nothing is predicted): for reading
+    a batch of `masked_lm_dataset` against its inputs."""
+    positions = tf.cast(x["mask_positions"], tf.int32)
+    rows = tf.broadcast_to(tf.range(tf.shape(positions)[0])[:, None], tf.shape(positions))
+    where = tf.stack([rows, positions], axis=-1)[weights > 0]
+    shape = [tf.shape(positions)[0], length]
+    dense = tf.tensor_scatter_nd_update(tf.fill(shape, IGNORE), where, tf.cast(labels, tf.int32)[weights > 0])
+    dense_weights = tf.tensor_scatter_nd_update(tf.zeros(shape), where, tf.ones_like(where[:, 0], tf.float32))
+    return dense, dense_weights
