@@ -120,8 +120,8 @@ def run_bench(out_dir="runs/bench", size="full", backends=("tensorflow", "jax"),
     result = {"command": command, "date": run_id, "size": size, "repeats": repeats, "machine": about,
               "matmul_peak_gflops": peak, "seconds": time.perf_counter() - started, "rows": rows,
               "setup_rows": setup_rows, "reused": sorted({s for r in rows for s in r["reused"]}),
-              "failed": {item: {side: record["error"] for side, record in sides_.items() if "error" in record}
-                         for item, sides_ in records.items() if any("error" in r for r in sides_.values())}}
+              "failed": {item: {side: record["error"] for side, record in by_side.items() if "error" in record}
+                         for item, by_side in records.items() if any("error" in r for r in by_side.values())}}
     (out_dir / "bench.json").write_text(json.dumps(result, indent=1))
     (out_dir / "bench.md").write_text(table)
     print("\n" + table)
