@@ -109,7 +109,8 @@ def run_bench(out_dir="runs/bench", size="full", backends=("tensorflow", "jax"),
     names = item_names(size)
     records = run_items(names, sides, repeats, workdir, records, run_id, keep_workers=size == "tiny")
     rows, setup_rows, peak = build_rows(size, records, run_id)
-    failed = sorted({side for item in records.values() for side, record in item.items() if "error" in record})
+    failed = {item: {side: record["error"] for side, record in by_side.items() if "error" in record}
+              for item, by_side in records.items() if any("error" in r for r in by_side.values())}
     about = machine()
     header = (f"`{command}`, {run_id}, commit {(about['commit'] or 'unknown')[:10]}"
               f"{' (with uncommitted changes)' if about['uncommitted_changes'] else ''}, {about['cpu']}, "
@@ -120,13 +121,13 @@ def run_bench(out_dir="runs/bench", size="full", backends=("tensorflow", "jax"),
     result = {"command": command, "date": run_id, "size": size, "repeats": repeats, "machine": about,
               "matmul_peak_gflops": peak, "seconds": time.perf_counter() - started, "rows": rows,
               "setup_rows": setup_rows, "reused": sorted({s for r in rows for s in r["reused"]}),
-              "failed": {item: {side: record["error"] for side, record in by_side.items() if "error" in record}
-                         for item, by_side in records.items() if any("error" in r for r in by_side.values())}}
+              "failed": failed}
     (out_dir / "bench.json").write_text(json.dumps(result, indent=1))
     (out_dir / "bench.md").write_text(table)
     print("\n" + table)
     print(f"wrote {out_dir / 'bench.json'} and {out_dir / 'bench.md'} ({result['seconds']:.0f} s)")
     if failed:
-        raise KerastuneError(f"the {', '.join(failed)} side of the benchmark failed on some items (bench.json "
+        failed_sides = sorted({side for by_side in failed.values() for side in by_side})
+        raise KerastuneError(f"the {', '.join(failed_sides)} side of the benchmark failed on some items (bench.json "
                              "lists them); the tables have the rest")
     return result

@@ -67,12 +67,11 @@ class Worker:
 
 
 def measure_item(name, sides, repeats, workers, log) -> dict:
-    """{side: record} for one item; `workers(side)` gives a live worker (new or kept), or None to start
-    a fresh one that is closed after the item."""
+    """{side: record} for one item; `workers` (Workers) gives each side's live process."""
     records, live = {}, {}
     for side in sides:
         try:
-            worker = workers(side) or Worker(side, workers.workdir)
+            worker = workers.get(side)
             records[side] = {"setup": worker.ask("setup", item=name), "repeats": []}
             live[side] = worker
         except WorkerDied as error:
@@ -94,8 +93,7 @@ def measure_item(name, sides, repeats, workers, log) -> dict:
             records[side]["finish"] = worker.ask("finish")
         except WorkerDied as error:
             records[side] = {"error": str(error)}
-        if workers(side) is None:
-            worker.close()
+        workers.release(worker)
     return records
 
 
@@ -127,23 +125,27 @@ def measure_fresh(name, sides, repeats, workdir, log) -> dict:
     return records
 
 
-class KeptWorkers:
-    """One worker per side for every item (the tests' tiny run: start-up would outweigh the items), or
-    none kept (`keep=False`: a fresh process per item keeps the frameworks' memory and threads of one item
-    out of the next one's timings)."""
+class Workers:
+    """Each side's worker process: one per side for every item when `keep` (the tests' tiny run: start-up
+    would outweigh the items), else a fresh one per item, closed on `release` (it keeps the frameworks'
+    memory and threads of one item out of the next one's timings)."""
 
     def __init__(self, workdir: Path, keep: bool):
-        self.workdir, self.keep, self.workers = workdir, keep, {}
+        self.workdir, self.keep, self.kept = workdir, keep, {}
 
-    def __call__(self, side):
+    def get(self, side) -> Worker:
         if not self.keep:
-            return None
-        if side not in self.workers:
-            self.workers[side] = Worker(side, self.workdir)
-        return self.workers[side]
+            return Worker(side, self.workdir)
+        if side not in self.kept:
+            self.kept[side] = Worker(side, self.workdir)
+        return self.kept[side]
+
+    def release(self, worker: Worker):
+        if not self.keep:
+            worker.close()
 
     def close(self):
-        for worker in self.workers.values():
+        for worker in self.kept.values():
             worker.close()
 
 
@@ -152,7 +154,7 @@ def run_items(names, sides, repeats, workdir: Path, records: dict, run_id: str, 
     def log(text):
         print(f"[bench] {text}", flush=True)
 
-    workers = KeptWorkers(workdir, keep_workers)
+    workers = Workers(workdir, keep_workers)
     try:
         for name in names:
             todo = [side for side in sides if side not in records.get(name, {})]
