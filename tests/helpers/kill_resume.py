@@ -22,7 +22,13 @@ def command(recipe, settings, run_dir):
 
 
 def checkpoints_done(run_dir) -> int:
-    return sum(1 for _ in Path(run_dir).rglob("manifest.json"))
+    """Complete checkpoints under `run_dir`, in any stage's folder. A checkpoint being written lives in a
+    dot-folder that is renamed while we look, so those are skipped (os.walk ignores folders that vanish)."""
+    done = 0
+    for folder, subfolders, files in os.walk(run_dir):
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        done += "manifest.json" in files
+    return done
 
 
 def run_and_kill(cmd, run_dir, after: int, delay: float) -> str:
