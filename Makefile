@@ -20,8 +20,8 @@ bench: install
 	$(BIN)/kerastune bench $(if $(QUICK),--quick)
 
 # Two pytest workers, a test file each at a time (most of a test's time is single-threaded Python and
-# compilation). test_distribution.py needs simulated devices (tests/conftest.py): a process of its own.
-PYTEST := $(BIN)/pytest -q -n 2 --dist loadfile --durations=12 --ignore=tests/test_distribution.py
+# compilation), the longest files first (tests/conftest.py). test_distribution.py needs simulated devices (tests/conftest.py): a process of its own.
+PYTEST := $(BIN)/pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=12 --ignore=tests/test_distribution.py
 test-tensorflow:
 	KERAS_BACKEND=tensorflow $(PYTEST)
 	KERAS_BACKEND=tensorflow KERASTUNE_TEST_DEVICES=1 $(BIN)/pytest -q tests/test_distribution.py

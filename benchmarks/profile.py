@@ -1,14 +1,15 @@
-"""Where TensorFlow spends a bench item's time, for the closing notes' missed targets.
+"""Where kerastune spends a bench item's time, for the closing notes' missed targets.
 
     python -m benchmarks.profile CHECKPOINT_DIR MODEL [SIZE]          # a training step
     python -m benchmarks.profile CHECKPOINT_DIR greedy|beam4 [SIZE]   # a generation batch (T5)
 
 CHECKPOINT_DIR is one `kerastune bench` wrote (OUT/work/MODEL) for SIZE
 (tiny, quick or full; default quick). A training step runs the bench's
-batches through `model.fit`; two steps are traced with TensorFlow's profiler
+batch through `train_on_batch`; a step is traced with TensorFlow's profiler
 and the ops' self time is grouped: matrix products, the optimizer update,
 dropout's random numbers, softmax and losses, and the rest (element-wise ops,
-layout work). A generation batch (the longest prompts) is timed as its two
+layout work). Under KERAS_BACKEND=jax the step is traced with XLA's
+per-kernel events and grouped as the search below is. A generation batch (the longest prompts) is timed as its two
 parts, the encoder (a TensorFlow graph) and the compiled search; the search
 is traced with XLA's per-kernel events and its kernel time grouped into
 matrix products, fused element-wise loops and the rest.
@@ -44,6 +45,9 @@ def group_of(op_type: str) -> str:
 
 
 def profile_training(checkpoint: str, model_name: str, size="quick") -> dict:
+    """Two traced training steps on the bench's first batch: TensorFlow's op groups, or, on JAX, XLA's kernels."""
+    if keras.config.backend() == "jax":  # XLA reads its flags when it first compiles: per-kernel trace events
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_enable_xprof_traceme=true").strip()
     from benchmarks.keras_side import training_dataset
     from benchmarks.workloads import MODELS, workloads
     from kerastune.models import load_model
@@ -57,14 +61,32 @@ def profile_training(checkpoint: str, model_name: str, size="quick") -> dict:
     with without_preprocessor(model):
         compile_for_training(model, create_optimizer(1e-5, 1000, 0, 0.0, model))
         model.train_on_batch(*batch)  # trace and warm up
+        seconds = best_seconds(lambda: model.train_on_batch(*batch), repeats=2)
+        start_trace(logdir)
+        traced = best_seconds(lambda: model.train_on_batch(*batch), repeats=1)
+        stop_trace()
+    shape = {k: list(v.shape) for k, v in batch[0].items()}
+    found = xla_kernel_groups(logdir, traced) if keras.config.backend() == "jax" else op_groups(logdir)
+    return {"model": model_name, "backend": keras.config.backend(), "batch_shape": shape, "step_seconds": seconds,
+            "traced_step_seconds": traced, "jit_compile": bool(model.jit_compile), **found}
+
+
+def start_trace(logdir):
+    if keras.config.backend() == "jax":
+        import jax
+
+        jax.profiler.start_trace(logdir)
+    else:
         tf.profiler.experimental.start(logdir)
-        started = time.perf_counter()
-        for _ in range(2):
-            model.train_on_batch(*batch)
-        seconds = (time.perf_counter() - started) / 2
+
+
+def stop_trace():
+    if keras.config.backend() == "jax":
+        import jax
+
+        jax.profiler.stop_trace()
+    else:
         tf.profiler.experimental.stop()
-    return {"model": model_name, "step_seconds": seconds, "jit_compile": bool(model.jit_compile),
-            **op_groups(logdir)}
 
 
 def op_groups(logdir) -> dict:
@@ -146,7 +168,7 @@ def xla_kernel_groups(logdir, wall_seconds) -> dict:
     """
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
-    seconds, threads = defaultdict(float), set()
+    seconds, by_name, threads = defaultdict(float), defaultdict(float), set()
     for path in Path(logdir).rglob("*.xplane.pb"):
         space = xplane_pb2.XSpace()
         space.ParseFromString(path.read_bytes())
@@ -162,16 +184,23 @@ def xla_kernel_groups(logdir, wall_seconds) -> dict:
                     if any(lo <= start and start + length <= hi for lo, hi in spans):
                         threads.add((plane.id, line.id))
                         seconds[kernel_group(name)] += length / 1e12
+                        by_name[name] += length / 1e12
                         covered = start + length
     total = sum(seconds.values())
     return {"kernel_seconds": total, "busy": total / (wall_seconds * max(len(threads), 1)),
-            "groups": {k: v / (total or 1.0) for k, v in sorted(seconds.items(), key=lambda kv: -kv[1])}}
+            "groups": {k: v / (total or 1.0) for k, v in sorted(seconds.items(), key=lambda kv: -kv[1])},
+            "top_kernels": {k: v / (total or 1.0) for k, v in sorted(by_name.items(), key=lambda kv: -kv[1])[:12]}}
 
 
 def kernel_group(name: str) -> str:
-    if re.match(r"(MatMul|dot)\b", name):
+    """A kernel's group by its HLO name (`dot.12`, `loop_fusion.3`, `scatter.7`, ...)."""
+    if re.match(r"(MatMul|dot|convolution)\b", name) or "matmul" in name.lower():
         return "matmul (XLA dot)"
-    return "fused element-wise" if "fusion" in name else "other"
+    if "fusion" in name:
+        return "fused element-wise"
+    kind = re.sub(r"[.\d]+$", "", name.split(":")[0])
+    return kind if kind in ("scatter", "gather", "copy", "transpose", "reduce", "sort", "rng-bit-generator",
+                            "dynamic-update-slice", "select-and-scatter", "concatenate", "pad") else "other"
 
 
 if __name__ == "__main__":
