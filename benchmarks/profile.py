@@ -184,12 +184,12 @@ def xla_kernel_groups(logdir, wall_seconds) -> dict:
                     if any(lo <= start and start + length <= hi for lo, hi in spans):
                         threads.add((plane.id, line.id))
                         seconds[kernel_group(name)] += length / 1e12
-                        by_name[name] += length / 1e12
+                        by_name[re.sub(r"[.\d]+$", "", name)] += length / 1e12  # `loop_fusion.12` -> kind
                         covered = start + length
     total = sum(seconds.values())
     return {"kernel_seconds": total, "busy": total / (wall_seconds * max(len(threads), 1)),
             "groups": {k: v / (total or 1.0) for k, v in sorted(seconds.items(), key=lambda kv: -kv[1])},
-            "top_kernels": {k: v / (total or 1.0) for k, v in sorted(by_name.items(), key=lambda kv: -kv[1])[:12]}}
+            "top_kernel_kinds": {k: v / (total or 1.0) for k, v in sorted(by_name.items(), key=lambda kv: -kv[1])[:12]}}
 
 
 def kernel_group(name: str) -> str:
