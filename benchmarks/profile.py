@@ -61,14 +61,17 @@ def profile_training(checkpoint: str, model_name: str, size="quick") -> dict:
     with without_preprocessor(model):
         compile_for_training(model, create_optimizer(1e-5, 1000, 0, 0.0, model))
         model.train_on_batch(*batch)  # trace and warm up
+        cpu_started, wall_started = time.process_time(), time.perf_counter()
         seconds = best_seconds(lambda: model.train_on_batch(*batch), repeats=2)
+        # every thread's CPU time over the wall time: how many cores the step keeps busy
+        cores_busy = (time.process_time() - cpu_started) / (time.perf_counter() - wall_started)
         start_trace(logdir)
         traced = best_seconds(lambda: model.train_on_batch(*batch), repeats=1)
         stop_trace()
     shape = {k: list(v.shape) for k, v in batch[0].items()}
     found = xla_kernel_groups(logdir, traced) if keras.config.backend() == "jax" else op_groups(logdir)
     return {"model": model_name, "backend": keras.config.backend(), "batch_shape": shape, "step_seconds": seconds,
-            "traced_step_seconds": traced, "jit_compile": bool(model.jit_compile), **found}
+            "cores_busy": cores_busy, "traced_step_seconds": traced, "jit_compile": bool(model.jit_compile), **found}
 
 
 def start_trace(logdir):

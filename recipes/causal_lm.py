@@ -1,4 +1,5 @@
 """Causal-LM fine-tuning: a Spanish GPT-2 on product descriptions, and decoding strategies before/after.
+Any keras-hub causal LM runs it the same way (Llama, Qwen, Gemma, Mistral, ...: `model=ORG/NAME`).
 
 The steps of the GPT-2 text-generation notebook, in Keras: load
 `datificate/gpt2-small-spanish` and a 1% sample of amazon-esci `products`,
@@ -34,7 +35,7 @@ from kerastune.config import (
 from kerastune.data import limit_rows, load_splits, require_columns, require_rows, split_off
 from kerastune.data.causal_lm import causal_lm_dataset, drop_empty, make_examples, tokenize_texts
 from kerastune.errors import KerastuneError
-from kerastune.generation.causal import CausalLMGenerator
+from kerastune.generation.causal import CausalLMGenerator, start_token_id
 from kerastune.generation.trace import trace
 from kerastune.metrics.perplexity import exp_loss, masked_cross_entropy
 from kerastune.models import load_recipe_model
@@ -140,10 +141,10 @@ def main(config: Config) -> dict:
                               vocab_size=config.model.tiny_vocab_size, sequence_length=data.max_length,
                               revision=config.model.revision)
     tokenizer = model.preprocessor.tokenizer
-    max_length = min(data.max_length, model.backbone.max_sequence_length)
-    eos = int(tokenizer.end_token_id)
-    train_examples = make_examples(tokenize_texts(train_texts, tokenizer), eos, max_length, data.pack)
-    eval_examples = make_examples(tokenize_texts(eval_texts, tokenizer), eos, max_length, data.pack)
+    max_length = min(data.max_length, getattr(model.backbone, "max_sequence_length", None) or data.max_length)
+    eos, start = int(tokenizer.end_token_id), start_token_id(model)  # start: None for GPT-2
+    train_examples = make_examples(tokenize_texts(train_texts, tokenizer), eos, max_length, data.pack, start)
+    eval_examples = make_examples(tokenize_texts(eval_texts, tokenizer), eos, max_length, data.pack, start)
     print(f"{len(train_examples)} train / {len(eval_examples)} validation sequences of at most {max_length} tokens"
           + (" (packed)" if data.pack else ""))
     train_ds = causal_lm_dataset(train_examples, train_settings.batch_size, max_length, seed=config.seed,

@@ -1,4 +1,5 @@
-"""The causal_lm recipe end to end on tiny-gpt2, bad input, and decoding through `kerastune generate`."""
+"""The causal_lm recipe end to end on tiny-gpt2 and tiny-llama (learned and rotary positions, no start token
+and a start token), bad input, and decoding through `kerastune generate`."""
 
 import csv
 import json
@@ -10,11 +11,12 @@ from kerastune.cli import main
 
 
 @pytest.mark.slow
-def test_eval_loss_falls_best_weights_return_and_generate_traces(tmp_path, capsys):
+@pytest.mark.parametrize("model", ["tiny-gpt2", "tiny-llama"])
+def test_eval_loss_falls_best_weights_return_and_generate_traces(model, tmp_path, capsys):
     rows = make_rows(400, seed=31)
     write_csv(tmp_path / "products.csv", rows)
     run_dir = tmp_path / "run"
-    code = main(["run", "causal_lm", "--set", "model=tiny-gpt2", f"dataset={tmp_path / 'products.csv'}",
+    code = main(["run", "causal_lm", "--set", f"model={model}", f"dataset={tmp_path / 'products.csv'}",
                  "dataset_config=''", "dataset_split=''", f"output_dir={run_dir}", "epochs=3", "max_length=64",
                  "max_new_tokens=12", "trace_steps=5", "trace_top_n=3", "decoders=greedy,eps_greedy"])
     assert code == 0

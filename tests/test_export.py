@@ -36,7 +36,8 @@ SERVE = textwrap.dedent("""
     served = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
     out = served(prompts=tf.constant(json.loads(sys.argv[2])))
     assert "kerastune" not in sys.modules and "keras_hub" not in sys.modules
-    print(json.dumps([t.decode("utf-8") for t in out["text"].numpy()]))
+    # a byte-level BPE piece may be partial UTF-8: U+FFFD, as transformers and `kerastune generate` show it
+    print(json.dumps([t.decode("utf-8", errors="replace") for t in out["text"].numpy()]))
 """)
 
 
@@ -145,9 +146,15 @@ def test_hf_round_trip_after_a_training_step(tmp_path, spiece_proto, config):
 
 @pytest.mark.slow
 @TENSORFLOW_ONLY
-def test_gpt2_saved_model_continues_prompts_exactly_like_generate(hf_gpt2, tmp_path, capsys):
+@pytest.mark.parametrize("source", ["hf_gpt2", "tiny-llama"])  # no start token; a start token, rotary positions
+def test_causal_saved_model_continues_prompts_exactly_like_generate(source, request, product_texts, tmp_path,
+                                                                     capsys):
     run_dir = tmp_path / "run"
-    kerastune.load_model(str(hf_gpt2[0])).save_to_preset(str(run_dir / "model"))
+    if source == "hf_gpt2":
+        model = kerastune.load_model(str(request.getfixturevalue("hf_gpt2")[0]))
+    else:
+        model = kerastune.load_model(source, texts=product_texts, vocab_size=400)
+    model.save_to_preset(str(run_dir / "model"))
     (run_dir / "config.toml").write_text("max_new_tokens = 10\n")
     prompts = ["Esta mochila", "La nueva lámpara de escritorio de Casa Nova es", "Resiste", ""]
     assert main(["export", str(run_dir), "--out", str(tmp_path / "export")]) == 0

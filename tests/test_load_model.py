@@ -54,7 +54,7 @@ def test_fast_tokenizer_json_gives_the_same_ids_as_spiece(hf_dir, tmp_path):
     assert [list(np.asarray(a)) for a in ours] == [list(np.asarray(b)) for b in reference]
 
 
-@pytest.mark.parametrize("name", ["./no/such/dir", "tiny-llama", "not a model"])
+@pytest.mark.parametrize("name", ["./no/such/dir", "tiny-mamba", "not a model"])
 def test_unknown_models_are_clear_errors(name):
     with pytest.raises(KerastuneError):
         kerastune.load_model(name)

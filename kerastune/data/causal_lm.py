@@ -1,13 +1,15 @@
 """Causal-LM examples: texts -> token ids -> batches whose labels are the next tokens.
 
-Each text becomes its tokens followed by `<|endoftext|>` (so the model learns
-where a text ends), cut at `max_length`; or, with `pack=True`, all texts are
-joined with `<|endoftext|>` between them and cut into `max_length` blocks,
-so no position is padding (transformers' `run_clm` "group_texts").
+Each text becomes its tokens followed by the end token (GPT-2's
+`<|endoftext|>`, so the model learns where a text ends), after the start
+token for models whose tokenizer puts one first (Llama's `<|begin_of_text|>`,
+Gemma's `<bos>`), cut at `max_length`; or, with `pack=True`, all texts so
+marked are joined and cut into `max_length` blocks, so no position is
+padding (transformers' `run_clm` "group_texts").
 
 Batches are bucketed by length and padded to the longest in the batch
 (rounded to a multiple of 8), never to `max_length`. Each batch is
-`(x, y, sample_weight)` as keras-hub's `GPT2CausalLM` expects: x holds
+`(x, y, sample_weight)` as keras-hub's causal LMs expect: x holds
 tokens 0..n-2 and their padding mask, y tokens 1..n-1, and sample_weight is
 0 on padding so it carries no loss. The mask comes from lengths, not ids:
 GPT-2 has no pad token, and `<|endoftext|>` inside a text is a real label.
@@ -35,13 +37,14 @@ def tokenize_texts(texts, tokenizer, batch_size=1000) -> list[list[int]]:
     return ids
 
 
-def make_examples(token_lists, eos_id: int, max_length: int, pack: bool = False) -> list[list[int]]:
-    """Token sequences of at most `max_length` (see module docstring)."""
+def make_examples(token_lists, eos_id: int, max_length: int, pack: bool = False, start_id=None) -> list[list[int]]:
+    """Token sequences of at most `max_length` (see module docstring); `start_id` None: no start token."""
     if max_length < 2:
         raise KerastuneError(f"max_length must be at least 2 tokens, got {max_length}")
+    start = [] if start_id is None else [int(start_id)]
     if not pack:
-        return [(ids + [eos_id])[:max_length] for ids in token_lists]
-    stream = [t for ids in token_lists for t in ids + [eos_id]]
+        return [(start + ids + [eos_id])[:max_length] for ids in token_lists]
+    stream = [t for ids in token_lists for t in start + ids + [eos_id]]
     blocks = [stream[i : i + max_length] for i in range(0, len(stream), max_length)]
     return [b for b in blocks if len(b) >= 2]
 

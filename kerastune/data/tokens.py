@@ -45,13 +45,22 @@ def until_end(ids, end_id: int) -> list[int]:
     return ids[: ids.index(end_id) + 1] if end_id in ids else ids
 
 
-def causal_prompt(ids, room: int, end_id: int) -> list[int]:
-    return [int(t) for t in ids][-room:] or [int(end_id)]
+def causal_prompt(ids, room: int, end_id: int, start_id=None) -> list[int]:
+    """A prompt's last `room` ids, after the start token when the model has one; with none, an empty
+    prompt is the end token (GPT-2's way to start a text)."""
+    kept = [int(t) for t in ids][-room:]
+    if start_id is not None:
+        return [int(start_id)] + kept
+    return kept or [int(end_id)]
 
 
-def causal_prompt_tf(pieces, room: int, end_id: int):
+def causal_prompt_tf(pieces, room: int, end_id: int, start_id=None):
     """The same for a RaggedTensor batch (a row per prompt)."""
     pieces = pieces[:, -room:]
+    if start_id is not None:
+        rows = pieces.nrows()
+        starts = tf.fill([rows], tf.constant(start_id, pieces.dtype))
+        return tf.concat([tf.RaggedTensor.from_row_lengths(starts, tf.ones([rows], tf.int64)), pieces], axis=1)
     empty = tf.cast(tf.equal(pieces.row_lengths(), 0), tf.int64)
     starts = tf.fill([tf.reduce_sum(empty)], tf.constant(end_id, pieces.dtype))
     return tf.concat([pieces, tf.RaggedTensor.from_row_lengths(starts, empty)], axis=1)

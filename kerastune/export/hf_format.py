@@ -1,8 +1,10 @@
 """Hugging Face format export: `config.json`, `model.safetensors` and tokenizer files.
 
 transformers loads the directory with `AutoModelForSeq2SeqLM` (T5) or
-`AutoModelForCausalLM` (GPT-2) and `AutoTokenizer.from_pretrained`, so a
-model fine-tuned in kerastune goes back to the PyTorch ecosystem unchanged.
+`AutoModelForCausalLM` (GPT-2, Llama, Qwen, Gemma, Mistral) and
+`AutoTokenizer.from_pretrained`, so a model fine-tuned in kerastune goes back
+to the PyTorch ecosystem unchanged. T5 and GPT-2 are kerastune's own writers;
+the other causal LMs go through keras-hub's exporters.
 """
 
 import json
@@ -37,12 +39,14 @@ def _write_safetensors(path: Path, tensors: dict):
 
 
 def export_hf(model, out_dir) -> Path:
-    """Write a transformers-loadable T5 or GPT-2 checkpoint directory."""
+    """Write a transformers-loadable checkpoint directory (T5 or a causal LM)."""
     out_dir = Path(out_dir)
     if model_kind(model) == "causal_lm" and type(model.backbone).__name__ == "GPT2Backbone":
         return _export_gpt2(model, out_dir)
+    if model_kind(model) == "causal_lm":
+        return _export_with_keras_hub(model, out_dir)
     if model_kind(model) != "seq2seq":
-        raise KerastuneError(f"HF export supports T5 and GPT-2 models so far; got {type(model).__name__}")
+        raise KerastuneError(f"HF export supports T5 and causal LMs; got {type(model).__name__}")
     out_dir.mkdir(parents=True, exist_ok=True)
     backbone = model.backbone
     (out_dir / "config.json").write_text(json.dumps(hf_config(backbone), indent=2))
@@ -56,6 +60,25 @@ def export_hf(model, out_dir) -> Path:
         "tokenizer_class": "T5Tokenizer", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>",
         "extra_ids": extra_ids, "model_max_length": 512,
     }, indent=2))
+    return out_dir
+
+
+def _export_with_keras_hub(model, out_dir: Path) -> Path:
+    """Llama 3, Qwen, Gemma, Mistral, ...: keras-hub's exporter (config, safetensors, tokenizer files)."""
+    from keras_hub.src.utils.transformers.export.hf_exporter import MODEL_EXPORTERS, export_to_safetensors
+
+    backbone = model.backbone
+    family = type(backbone).__name__
+    if family not in MODEL_EXPORTERS:
+        raise KerastuneError(f"HF export: keras-hub has no exporter for {family} "
+                             f"(it has {', '.join(sorted(MODEL_EXPORTERS))})")
+    if family == "GemmaBackbone" and (backbone.num_key_value_heads != 1 or backbone.use_post_ffw_norm):
+        # keras-hub's Gemma exporter writes Gemma 1 with one key/value head: anything else would reload wrong
+        raise KerastuneError("HF export: keras-hub's Gemma exporter writes Gemma 1 with one key/value head only; "
+                             f"this Gemma has {backbone.num_key_value_heads} key/value heads"
+                             + (" and Gemma 2's extra norms" if backbone.use_post_ffw_norm else ""))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    export_to_safetensors(model, str(out_dir))
     return out_dir
 
 

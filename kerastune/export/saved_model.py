@@ -7,10 +7,11 @@ A generative (T5) model gets two signatures:
 - `logits(prompts: string[batch], targets: string[batch]) -> {logits, encoder_token_ids,
   decoder_token_ids, decoder_padding_mask}`: the teacher-forced forward pass, for scoring.
 
-A causal LM (GPT-2) gets `serving_default(prompts) -> {text, token_ids, padding_mask}`:
-byte-level BPE tokenization, keras-hub's compiled generation loop with a
-greedy or sampling strategy, and detokenization; `text` is the prompt and its
-continuation, as `kerastune generate` prints it.
+A causal LM (GPT-2, Llama, ...) gets `serving_default(prompts) -> {text, token_ids, padding_mask}`:
+its tokenizer (byte-level BPE or SentencePiece) with the start token where the
+model has one, keras-hub's compiled generation loop with a greedy or sampling
+strategy, and detokenization; `text` is the prompt and its continuation, as
+`kerastune generate` prints it.
 
 Tokenization uses TensorFlow Text's SentencePiece op, which TF Serving's
 model server includes; a Python process that loads the export must
@@ -92,7 +93,7 @@ def export_seq2seq(model, out_dir, max_new_tokens=32, num_beams=1, max_source_le
 
 
 def export_causal_lm(model, out_dir, max_new_tokens=32, **strategy):
-    """Write a TF-Serving SavedModel for a keras-hub GPT-2 `CausalLM` (TensorFlow backend).
+    """Write a TF-Serving SavedModel for a keras-hub `CausalLM` (GPT-2, Llama, ...; TensorFlow backend).
 
     `strategy`: `CausalLMGenerator`'s sampler settings (not beam search, which
     needs prompts of one length per batch).
@@ -104,23 +105,25 @@ def export_causal_lm(model, out_dir, max_new_tokens=32, **strategy):
     tokenizer = model.preprocessor.tokenizer
     generator = CausalLMGenerator(model, tokenizer, max_new_tokens=max_new_tokens, **strategy)
     if generator.strategy == "beam":
-        raise KerastuneError("the GPT-2 SavedModel decodes greedily or by sampling; beam search is not exported")
-    end_id, filler = generator.eos_id, generator.filler_id
-    room = generator.max_positions - max_new_tokens
+        raise KerastuneError("a causal LM's SavedModel decodes greedily or by sampling; beam search is not exported")
+    end_id, start_id, filler = generator.eos_id, generator.start_id, generator.filler_id
+    room = generator.max_positions - max_new_tokens - (start_id is not None)
 
     model.sampler = generator.sampler  # read by `generate_step` when the endpoint is traced
 
     def serve(prompts):
-        pieces = causal_prompt_tf(tf.cast(tokenizer(prompts), tf.int32), room, end_id)  # as `generate`
+        pieces = causal_prompt_tf(tf.cast(tokenizer(prompts), tf.int32), room, end_id, start_id)  # as `generate`
         lengths = tf.cast(pieces.row_lengths(), tf.int32)
         width = tf.reduce_max(lengths) + max_new_tokens
         ids = pieces.to_tensor(default_value=filler)
         ids = tf.pad(ids, [[0, 0], [0, width - tf.shape(ids)[1]]], constant_values=filler)
         prompt_mask = tf.sequence_mask(lengths, width)
         out = model.generate_step({"token_ids": ids, "padding_mask": prompt_mask}, stop_token_ids=(end_id,))
-        # The text: prompt + at most `max_new_tokens` new tokens, without <|endoftext|> (as `generate`).
+        # The text: prompt + at most `max_new_tokens` new tokens, without the start and end tokens (as `generate`).
         within = tf.range(width)[None, :] < lengths[:, None] + max_new_tokens
         keep = out["padding_mask"] & tf.not_equal(out["token_ids"], end_id) & within
+        if start_id is not None:
+            keep &= tf.not_equal(out["token_ids"], start_id)
         text = tf.reshape(tokenizer.detokenize(tf.ragged.boolean_mask(out["token_ids"], keep)), [-1])
         return {"text": text, "token_ids": out["token_ids"], "padding_mask": tf.cast(keep, tf.int32)}
 

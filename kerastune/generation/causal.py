@@ -1,14 +1,18 @@
-"""Text generation for keras-hub causal LMs (GPT-2): every decoding strategy, batched and compiled.
+"""Text generation for keras-hub causal LMs (GPT-2, Llama, Qwen, Gemma, Mistral, ...): every decoding
+strategy, batched and compiled.
 
 Greedy search and the sampling strategies run keras-hub's compiled
 `generate_step` with a sampler from `samplers.py`; prompts of different
-lengths share a batch (each row continues after its own prompt). Beam
-search is kerastune's transformers-faithful `beam_search` (keras-hub's
-`BeamSampler` keeps no finished hypotheses and has no length penalty) over
-GPT-2's key/value cache; its batches hold prompts of one length.
+lengths share a batch (each row continues after its own prompt, at its own
+positions). Beam search is kerastune's transformers-faithful `beam_search`
+(keras-hub's `BeamSampler` keeps no finished hypotheses and has no length
+penalty) over the model's key/value cache (`call_with_cache`); its batches
+hold prompts of one length.
 
-Prompts are tokenized without a start token, as transformers' GPT-2
-tokenizer does, so the same checkpoint gives the same continuations.
+Prompts are tokenized as transformers' tokenizer of the same checkpoint
+does: with the start token where the model's preprocessor adds one (Llama,
+Gemma), without it where none is added (GPT-2, Qwen), so the same checkpoint
+gives the same continuations.
 """
 
 import keras
@@ -21,12 +25,32 @@ from kerastune.generation.samplers import make_sampler, resolve_sampler_name
 from kerastune.generation.search import beam_search
 from kerastune.runtime import compile_model_function
 
+# Rotary-position models (Llama, Qwen, Gemma, ...) have no table of positions to run out of; this bounds the
+# prompt length (and the bucket widths) the way GPT-2's 1,024 learned positions do.
+ROTARY_MAX_POSITIONS = 1 << 15
+
+
+def start_token_id(model):
+    """The id the model's preprocessor puts before a text, or None (GPT-2 and Qwen put none)."""
+    preprocessor, tokenizer = model.preprocessor, model.preprocessor.tokenizer
+    if not getattr(preprocessor, "add_start_token", False) or getattr(tokenizer, "start_token_id", None) is None:
+        return None
+    return int(tokenizer.start_token_id)
+
+
+def cache_shape(backbone, batch, length) -> list:
+    """The shape of keras-hub's key/value cache: (batch, layers, key and value, length, kv heads, head size)."""
+    query_heads = getattr(backbone, "num_query_heads", None) or backbone.num_heads
+    kv_heads = getattr(backbone, "num_key_value_heads", None) or query_heads
+    head_dim = getattr(backbone, "head_dim", None) or backbone.hidden_dim // query_heads
+    return [batch, backbone.num_layers, 2, length, kv_heads, head_dim]
+
 
 class CausalLMGenerator:
     """Prompts in, continuations out, with one decoding strategy.
 
     Args:
-        model: a keras-hub `CausalLM` with `call_with_cache` (GPT-2).
+        model: a keras-hub `CausalLM` (it has `call_with_cache`).
         tokenizer: its tokenizer.
         max_new_tokens: tokens generated after each prompt at most.
         sampler: "greedy", "sample", "top_k", "top_p", "beam" or "eps_greedy".
@@ -38,8 +62,8 @@ class CausalLMGenerator:
 
     def __init__(self, model, tokenizer, max_new_tokens=50, sampler="greedy", temperature=1.0, top_k=0, top_p=1.0,
                  eps=0.5, num_beams=1, length_penalty=1.0, early_stopping=False, seed=None):
-        if not hasattr(model.backbone, "max_sequence_length"):  # GPT-2's learned positions bound a prompt
-            raise KerastuneError(f"causal generation supports GPT-2 models for now; this is a "
+        if not hasattr(model, "call_with_cache"):
+            raise KerastuneError(f"causal generation needs a keras-hub causal LM with a key/value cache; this is a "
                                  f"{type(model).__name__}")
         self.model = model
         self.tokenizer = tokenizer
@@ -49,8 +73,9 @@ class CausalLMGenerator:
         self.length_penalty = length_penalty
         self.early_stopping = early_stopping
         self.eos_id = int(tokenizer.end_token_id)
+        self.start_id = start_token_id(model)
         self.filler_id = 1 if self.eos_id == 0 else 0  # unfilled positions must not hold the stop token
-        self.max_positions = model.backbone.max_sequence_length
+        self.max_positions = getattr(model.backbone, "max_sequence_length", None) or ROTARY_MAX_POSITIONS
         if self.strategy == "beam":
             self._compiled_beam = compile_model_function(model, self.beam)
         else:
@@ -60,16 +85,17 @@ class CausalLMGenerator:
     # ---- tokens -----------------------------------------------------------------
 
     def tokenize(self, prompts) -> list[list[int]]:
-        """Prompt ids, no start token; an empty prompt starts from `<|endoftext|>` (transformers' BOS).
+        """Prompt ids, after the start token where the model has one; without one, an empty prompt starts
+        from the end token (GPT-2's `<|endoftext|>`, transformers' BOS for GPT-2).
 
         Long prompts keep their last tokens, leaving room for `max_new_tokens`.
         """
-        room = self.max_positions - self.max_new_tokens
+        room = self.max_positions - self.max_new_tokens - (self.start_id is not None)
         if room < 1:
             raise KerastuneError(
                 f"max_new_tokens {self.max_new_tokens} leaves no room for a prompt in {self.max_positions} positions")
         pieces = self.tokenizer(list(prompts))
-        return [causal_prompt(np.asarray(p), room, self.eos_id) for p in pieces]
+        return [causal_prompt(np.asarray(p), room, self.eos_id, self.start_id) for p in pieces]
 
     def decode(self, rows) -> list[str]:
         """The text of each row of ids, as given (transformers' `decode` without skipping special tokens)."""
@@ -98,10 +124,8 @@ class CausalLMGenerator:
 
     def prefill(self, prompt_ids, prompt_mask):
         """The prompt through the model once, filling a cache sized for the new tokens."""
-        backbone = self.model.backbone
         batch, width = ops.shape(prompt_ids)[0], ops.shape(prompt_ids)[1]
-        head_dim = backbone.hidden_dim // backbone.num_heads
-        shape = [batch, backbone.num_layers, 2, width + self.max_new_tokens, backbone.num_heads, head_dim]
+        shape = cache_shape(self.model.backbone, batch, width + self.max_new_tokens)
         cache = ops.zeros(shape, dtype=self.model.compute_dtype)
         logits, _, cache = self.model.call_with_cache(prompt_ids, cache, 0)
         log_probs = ops.log_softmax(ops.cast(logits[:, -1, :], "float32"), axis=-1)
@@ -134,7 +158,7 @@ class CausalLMGenerator:
     # ---- batches ----------------------------------------------------------------
 
     def generate_tokens(self, pieces, batch_size=8, progress=False) -> list[list[int]]:
-        """The new ids for each tokenized prompt, up to and including `<|endoftext|>` if it came."""
+        """The new ids for each tokenized prompt, up to and including the end token if it came."""
         order = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
         if self.strategy == "beam":  # one prompt length per batch
             groups = {}
@@ -160,9 +184,12 @@ class CausalLMGenerator:
         return outputs
 
     def generate(self, prompts, batch_size=8, progress=False) -> list[str]:
-        """Prompt + continuation as text, `<|endoftext|>` left out (transformers'
+        """Prompt + continuation as text, the start and end tokens left out (transformers'
         `decode(generate(...)[0], skip_special_tokens=True)`)."""
         pieces = self.tokenize(prompts) if len(prompts) else []
         news = self.generate_tokens(pieces, batch_size, progress)
-        return self.decode([[t for t in prompt + new if t != self.eos_id] for prompt, new in zip(pieces, news)])
+        return self.decode([self.without_special(prompt + new) for prompt, new in zip(pieces, news)])
+
+    def without_special(self, ids) -> list[int]:
+        return [t for t in ids if t not in (self.eos_id, self.start_id)]
 

@@ -28,7 +28,7 @@ def trace(generator, prompt: str, top_n=5) -> pd.DataFrame:
         best = np.argsort(-p, kind="stable")[:top_n]
         row = {
             "step": step,
-            "input": generator.decode([prompt_ids + new[:step]])[0],
+            "input": generator.decode([generator.without_special(prompt_ids + new[:step])])[0],
             "token": generator.decode([[token]])[0],
             "probability": float(p[token]),
             "rank": int((p > p[token]).sum()) + 1,
@@ -37,6 +37,6 @@ def trace(generator, prompt: str, top_n=5) -> pd.DataFrame:
             row[f"Choice #{k + 1}"] = f"{generator.decode([[int(candidate)]])[0]} ({p[candidate]:.4f})"
         rows.append(row)
     table = pd.DataFrame(rows)
-    table.attrs["text"] = generator.decode([[t for t in prompt_ids + new if t != generator.eos_id]])[0]
+    table.attrs["text"] = generator.decode([generator.without_special(prompt_ids + new)])[0]
     return table
 

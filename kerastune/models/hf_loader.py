@@ -6,9 +6,15 @@ sharded). Its converters take the weights through a loader object with
 `get_tensor(name)` / `port_weight(variable, name, hook)`; this module hands
 them one that reads any format `kerastune.weights` reads
 (`pytorch_model.bin` included), so every keras-hub family gets them too.
-The config and tokenizer conversion stay keras-hub's.
+The config and tokenizer conversion stay keras-hub's, with two additions:
+the RMS-norm epsilon is passed on where a converter drops it (keras-hub's
+Llama 3 converter leaves every Llama at its default 1e-6 where Llama 3 has
+1e-5: logits off by up to 3e-3 on a small model), and settings keras-hub's
+layers cannot compute (biases in Llama's projections, another activation)
+are refused by name instead of loading a different model.
 """
 
+import inspect
 from pathlib import Path
 
 from keras_hub.src.models.backbone import Backbone
@@ -32,8 +38,25 @@ class WeightsLoader(SafetensorLoader):
         return self.weights[self.get_prefixed_key(hf_weight_key, self.weights)]
 
 
+# HF settings whose other values keras-hub's layers do not compute, per model_type: (key, the values it computes).
+COMPUTED = {
+    "llama": (("attention_bias", (False,)), ("mlp_bias", (False,)), ("hidden_act", ("silu",))),
+    "mistral": (("hidden_act", ("silu",)),),
+    "qwen2": (("hidden_act", ("silu",)),),
+}
+
+
+def check_computed(config: dict, path):
+    for key, values in COMPUTED.get(config.get("model_type"), ()):
+        if key in config and config[key] not in values:
+            raise KerastuneError(f"{path}: keras-hub's {config['model_type']} computes {key} = {values[0]!r} only; "
+                                 f"this checkpoint has {config[key]!r}")
+
+
 class _Loader(TransformersPresetLoader):
     def load_backbone(self, cls, load_weights, **kwargs):
+        if "rms_norm_eps" in self.config and "layer_norm_epsilon" in inspect.signature(cls.__init__).parameters:
+            kwargs.setdefault("layer_norm_epsilon", self.config["rms_norm_eps"])
         backbone = super().load_backbone(cls, load_weights=False, **kwargs)
         if load_weights:
             jax_memory_cleanup(backbone)
@@ -48,6 +71,7 @@ def from_hf_directory(cls, path, **kwargs):
     `cls` is a keras-hub backbone or task class (`GPT2Backbone`, `CausalLM`, ...).
     """
     path = Path(path)
+    check_computed(read_config(path), path)
     try:
         loader = _Loader(str(path), read_config(path))
     except ValueError as e:  # keras-hub has no converter for this model_type

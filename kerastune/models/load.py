@@ -1,7 +1,8 @@
 """`load_model(id_or_path)`: one entry point for every place a model can come from.
 
-- `tiny-t5`, `tiny-gpt2`, `tiny-distilbert`, `tiny-roberta`: small random
-  models with a vocabulary trained on `texts`.
+- `tiny-t5`, `tiny-gpt2`, `tiny-llama`, `tiny-qwen`, `tiny-gemma`,
+  `tiny-distilbert`, `tiny-roberta`: small random models with a vocabulary
+  trained on `texts`.
 - a local Hugging Face directory (`config.json` with `model_type`): T5 goes
   through kerastune's converter, GPT-2 through keras-hub's plus kerastune's
   checks and tokenizer, DistilBERT masked LMs and RoBERTa sequence
@@ -29,11 +30,15 @@ from kerastune.models.distilbert.convert import (
     match_head_epsilon,
 )
 from kerastune.models.distilbert.tiny import tiny_distilbert
+from kerastune.models.gemma.tiny import tiny_gemma
 from kerastune.models.gpt2.convert import load_gpt2
 from kerastune.models.gpt2.tiny import tiny_gpt2
 from kerastune.models.hf_files import read_config
 from kerastune.models.hf_loader import from_hf_directory
 from kerastune.models.labels import read_labels, set_labels
+from kerastune.models.llama import fixes  # noqa: F401  (tied Llamas save and reload)
+from kerastune.models.llama.tiny import tiny_llama
+from kerastune.models.qwen.tiny import tiny_qwen
 from kerastune.models.roberta.convert import load_roberta_classifier
 from kerastune.models.roberta.tiny import tiny_roberta
 from kerastune.models.t5.convert import load_t5
@@ -41,7 +46,8 @@ from kerastune.models.t5.precision import keep_residual_in_float32
 from kerastune.models.t5.tiny import tiny_t5
 
 TINY_MODELS = {
-    "tiny-t5": tiny_t5, "tiny-gpt2": tiny_gpt2, "tiny-distilbert": tiny_distilbert, "tiny-roberta": tiny_roberta,
+    "tiny-t5": tiny_t5, "tiny-gpt2": tiny_gpt2, "tiny-llama": tiny_llama, "tiny-qwen": tiny_qwen,
+    "tiny-gemma": tiny_gemma, "tiny-distilbert": tiny_distilbert, "tiny-roberta": tiny_roberta,
 }
 
 # Task classes tried, in order, for Keras presets and keras-hub converters.
@@ -173,8 +179,8 @@ def model_kind(model) -> str:
 
 
 KIND_NAMES = {
-    "seq2seq": "a seq2seq (T5) model", "causal_lm": "a causal LM (GPT-2)", "masked_lm": "a masked LM (DistilBERT)",
-    "classifier": "a text classifier (RoBERTa)",
+    "seq2seq": "a seq2seq (T5) model", "causal_lm": "a causal LM (GPT-2, Llama, Qwen, Gemma, ...)",
+    "masked_lm": "a masked LM (DistilBERT)", "classifier": "a text classifier (RoBERTa)",
 }
 
 
@@ -183,8 +189,6 @@ def load_recipe_model(recipe: str, model_id: str, kind: str, **kwargs):
     model = load_model(model_id, **kwargs)
     if model_kind(model) != kind:
         raise KerastuneError(f"{recipe} needs {KIND_NAMES.get(kind, kind)}; '{model_id}' is {model_kind(model)}")
-    if kind == "causal_lm" and not hasattr(model.backbone, "max_sequence_length"):
-        raise KerastuneError(f"{recipe} supports GPT-2 models for now; '{model_id}' is a {type(model).__name__}")
     if model_id.startswith("tiny-"):
         print(f"NOTE: '{model_id}' is a tiny random model for demos and tests, not a pretrained checkpoint.")
     return model

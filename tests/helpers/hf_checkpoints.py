@@ -74,29 +74,115 @@ def write_safetensors(model, source, target, dtype=torch.float32, shards=1):
     return target
 
 
-def write_hf_qwen2(path, texts, vocab_size=300, seed=0):
-    """A tiny transformers `Qwen2ForCausalLM` with a byte-level BPE `tokenizer.json` trained on `texts` (the
-    files keras-hub's Qwen converter reads), standing for the families kerastune loads through keras-hub."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+# Per family: (special tokens, the start token or None, the end token). Llama 3's tokenizer puts
+# <|begin_of_text|> before every text; Qwen's puts nothing.
+DECODER_TOKENS = {
+    "llama": (["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"],
+              "<|begin_of_text|>", "<|end_of_text|>"),
+    "qwen2": (["<|endoftext|>", "<|im_start|>", "<|im_end|>"], None, "<|endoftext|>"),
+}
+
+
+def write_hf_decoder(path, family, texts, vocab_size=300, seed=0, train_steps=0, initializer_range=0.2):
+    """A tiny transformers `LlamaForCausalLM`, `Qwen2ForCausalLM` or `Gemma2ForCausalLM` (grouped-query
+    attention, rotary positions) with the tokenizer files keras-hub's converters read: a byte-level BPE
+    `tokenizer.json` (Llama, Qwen) or a SentencePiece `tokenizer.model` in Gemma's layout, trained on `texts`.
+
+    Random weights repeat a few tokens and never stop; `train_steps` of next-token training on the texts' first
+    words (each ending with the end token) give varied continuations that stop at different steps, which
+    generation parity needs. The initialisation is wider than transformers' by default (std 0.2, not 0.02) so the top
+    logits are not near-ties that float rounding could swap.
+    """
+    from transformers import (
+        Gemma2Config,
+        Gemma2ForCausalLM,
+        LlamaConfig,
+        LlamaForCausalLM,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+    )
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
+    encode, ids = (_write_sentencepiece if family == "gemma2" else _write_byte_level_bpe)(path, family, texts,
+                                                                                            vocab_size)
+    shape = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2, max_position_embeddings=256, initializer_range=initializer_range)
+    torch.manual_seed(seed)
+    if family == "llama":
+        model = LlamaForCausalLM(LlamaConfig(**ids, **shape, rms_norm_eps=1e-5, rope_theta=500000.0,
+                                             tie_word_embeddings=False))
+    elif family == "qwen2":
+        model = Qwen2ForCausalLM(Qwen2Config(**ids, **shape, rms_norm_eps=1e-6, rope_theta=1000000.0,
+                                             tie_word_embeddings=False))
+    else:  # Gemma 2: head size 16 = query_pre_attn_scalar, soft caps, a tied head
+        model = Gemma2ForCausalLM(Gemma2Config(**ids, **shape, head_dim=16, query_pre_attn_scalar=16,
+                                               final_logit_softcapping=30.0, attn_logit_softcapping=50.0,
+                                               sliding_window=4096))
+    if train_steps:  # on the first 3 to 8 words of each text, so the end token comes early and at varied steps
+        snippets = [" ".join(t.split()[: 3 + i % 6]) for i, t in enumerate(texts)]
+        _train_causal(model, [encode(t) + [ids["eos_token_id"]] for t in snippets], train_steps, seed)
+    model.eval()
+    model.save_pretrained(path)
+    return model
+
+
+def _write_byte_level_bpe(path, family, texts, vocab_size):
+    """tokenizer.json (+ tokenizer_config.json) with the family's special tokens; (encode, token ids)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    special, start, end = DECODER_TOKENS[family]
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     tokenizer.train_from_iterator(texts, trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>",
-                            pad_token="<|endoftext|>").save_pretrained(path)
-    torch.manual_seed(seed)
-    config = Qwen2Config(vocab_size=tokenizer.get_vocab_size(), hidden_size=64, intermediate_size=128,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=128, tie_word_embeddings=False)
-    model = Qwen2ForCausalLM(config).eval()
-    model.save_pretrained(path)
-    return model
+        vocab_size=vocab_size, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    if start:
+        start_id = tokenizer.token_to_id(start)
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single=f"{start} $A", pair=f"{start} $A {start} $B", special_tokens=[(start, start_id)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=start, eos_token=end, pad_token=end)
+    fast.save_pretrained(path)
+    ids = {"vocab_size": tokenizer.get_vocab_size(), "eos_token_id": tokenizer.token_to_id(end),
+           "bos_token_id": tokenizer.token_to_id(start) if start else None, "pad_token_id": None}
+    return (lambda text: fast(text)["input_ids"]), ids
+
+
+def _write_sentencepiece(path, family, texts, vocab_size):
+    """tokenizer.model in Gemma's layout (<pad> 0, <eos> 1, <bos> 2, <unk> 3); (encode with <bos>, ids)."""
+    import sentencepiece as spm
+
+    from kerastune.models.t5.tiny import train_sentencepiece
+
+    proto = train_sentencepiece(texts, vocab_size, eos_piece="<eos>", bos_piece="<bos>")
+    (path / "tokenizer.model").write_bytes(proto)
+    processor = spm.SentencePieceProcessor(model_proto=proto)
+    ids = {"vocab_size": processor.get_piece_size(), "pad_token_id": 0, "eos_token_id": 1, "bos_token_id": 2}
+    return (lambda text: [2] + processor.encode(text)), ids
+
+
+def _train_causal(model, sequences, steps, seed, batch_size=8, length=40):
+    """`steps` AdamW steps (lr 3e-3) of next-token training on `sequences` cut at `length` tokens."""
+    import random
+
+    rng = random.Random(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    model.train()
+    for _ in range(steps):
+        rows = [s[:length] for s in rng.sample(sequences, batch_size)]
+        width = max(len(r) for r in rows)
+        ids = torch.tensor([r + [0] * (width - len(r)) for r in rows])
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+        loss = model(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100)).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+
+def write_hf_qwen2(path, texts, vocab_size=300, seed=0):
+    """An untrained tiny Qwen2 (`write_hf_decoder`), standing for the families loaded through keras-hub."""
+    return write_hf_decoder(path, "qwen2", texts, vocab_size=vocab_size, seed=seed, initializer_range=0.02)
 
 
 def write_hf_distilbert(path, texts, vocab_size=300, seed=0):

@@ -30,8 +30,9 @@ DEFAULT_TEXTS = [
 ]
 
 
-def train_sentencepiece(texts, vocab_size=4000) -> bytes:
-    """Train a T5-style Unigram SentencePiece model (pad=0, eos=1, unk=2, no bos).
+def train_sentencepiece(texts, vocab_size=4000, eos_piece="</s>", bos_piece=None) -> bytes:
+    """Train a Unigram SentencePiece model: T5's layout by default (pad=0, eos=1, unk=2, no bos); with
+    `bos_piece`, Gemma's (pad=0, eos=1, bos=2, unk=3).
 
     Deterministic for the same texts, so a resumed run rebuilds the same
     vocabulary. The size shrinks to what the texts support.
@@ -45,10 +46,11 @@ def train_sentencepiece(texts, vocab_size=4000) -> bytes:
         model_type="unigram",
         pad_id=0,
         eos_id=1,
-        unk_id=2,
-        bos_id=-1,
+        bos_id=2 if bos_piece else -1,
+        unk_id=3 if bos_piece else 2,
         pad_piece="<pad>",
-        eos_piece="</s>",
+        eos_piece=eos_piece,
+        bos_piece=bos_piece or "<s>",
         unk_piece="<unk>",
         hard_vocab_limit=False,
         character_coverage=1.0,
