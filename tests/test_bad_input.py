@@ -172,6 +172,18 @@ def test_a_model_of_another_kind_is_named(tmp_path, capsys):
            f"output_dir={tmp_path / 'run'}"], capsys, "causal LM", "tiny-distilbert", "masked_lm")
 
 
+def test_a_setting_keras_hub_does_not_compute_is_named(tmp_path, capsys, product_texts):
+    """A Llama with biased projections would load as a different model: refused, naming the setting."""
+    import json
+
+    from helpers.hf_checkpoints import write_hf_decoder
+
+    write_hf_decoder(tmp_path / "llama", "llama", product_texts[:20])
+    config = json.loads((tmp_path / "llama" / "config.json").read_text())
+    (tmp_path / "llama" / "config.json").write_text(json.dumps({**config, "attention_bias": True}))
+    check(["generate", str(tmp_path / "llama"), "Había una vez"], capsys, "attention_bias", "llama")
+
+
 def test_fill_mask_needs_a_mask(capsys):
     check(["generate", "tiny-distilbert", "no mask here"], capsys, "[MASK]")
 
