@@ -1,5 +1,5 @@
 # kerastune: `make demo` (install + offline demo), `make test` (install + tests on both backends),
-# `make bench` (speed against transformers + PyTorch; `make bench QUICK=1` for the few-minute version).
+# `make bench` (speed against transformers + PyTorch; `make bench QUICK=1` for the shorter one).
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
