@@ -39,6 +39,7 @@ def hub(local_hub, tmp_path_factory, product_texts, spiece_proto):
     bert = write_hf_distilbert(root / "distilbert", [r["text"] for r in reviews(200, seed=3)])
     roberta = hub_repos.roberta_classifier(root / "roberta", [r["text"] for r in reviews(200, seed=3)])
     hub_repos.add_models(local_hub, root, (root / "gpt2", gpt2), root / "t5", bert, roberta)
+    hub_repos.add_decoders(local_hub, root, product_texts)
     hub_repos.add_datasets(local_hub, {
         "products": products(3000, seed=5), "news": news(400, seed=1), "qa": hub_repos.qa_rows(qa(300, seed=2)),
         "reviews": reviews(300, seed=3), "dialogues": dialogues(120, seed=4),
@@ -133,6 +134,19 @@ def test_each_recipe_runs_from_its_default_hub_ids(hub, recipe, tmp_path, capsys
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["recipe"] == recipe and not any(isinstance(v, float) and np.isnan(v) for v in metrics.values())
     assert "model.name: " in out and "data.dataset: " in out  # the preflight said what comes from the hub
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", sorted(hub_repos.DECODERS))
+def test_causal_lm_runs_todays_models_from_the_hub(hub, family, tmp_path, capsys):
+    """`model=Qwen/Qwen2.5-0.5B` (or a Llama 3.2): downloaded, converted by keras-hub, fine-tuned, reloaded."""
+    repo = hub_repos.DECODERS[family]
+    code = main(["run", "causal_lm", "--set", f"model={repo}", f"output_dir={tmp_path}", *SMALL["causal_lm"]])
+    assert code == 0, capsys.readouterr().err[-2000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert np.isfinite(metrics["eval_loss_before"]) and np.isfinite(metrics["eval_loss_after"])
+    assert main(["generate", str(tmp_path), "Esta mochila", "--max-new-tokens", "4"]) == 0
+    assert "-> Esta mochila" in capsys.readouterr().out
 
 
 def test_dry_run_resolves_everything_and_downloads_nothing(hub, capsys):

@@ -14,6 +14,7 @@ GPT2 = "datificate/gpt2-small-spanish"
 FLAN_SMALL, FLAN_BASE = "google/flan-t5-small", "google/flan-t5-base"
 DISTILBERT = "distilbert/distilbert-base-uncased"
 HATE = "facebook/roberta-hate-speech-dynabench-r4-target"
+DECODERS = {"qwen2": "Qwen/Qwen2.5-0.5B", "llama": "unsloth/Llama-3.2-1B"}  # what causal_lm users pick today
 ESCI, AG_NEWS, YAHOO, IMDB, DIALOGSUM = ("milistu/amazon-esci-data", "fancyzhx/ag_news",
                                          "community-datasets/yahoo_answers_topics", "stanfordnlp/imdb",
                                          "knkarthick/dialogsum")
@@ -53,6 +54,16 @@ def add_models(hub, root, gpt2, t5_dir, distilbert, roberta_dir):
                                       "tf_model.h5": b"\x89HDF\r\n" + bytes(100)})
     hub.add_folder("models", "org/gated-model", t5_dir)
     hub.gated.add(("models", "org/gated-model"))
+
+
+def add_decoders(hub, root, texts):
+    """Tiny transformers-written Qwen2 and Llama under today's ids: config.json, model.safetensors,
+    tokenizer.json and tokenizer_config.json, as those repositories have them."""
+    from helpers.hf_checkpoints import write_hf_decoder
+
+    for family, repo in DECODERS.items():
+        write_hf_decoder(root / family, family, texts)
+        hub.add_folder("models", repo, root / family)
 
 
 def add_datasets(hub, rows):
