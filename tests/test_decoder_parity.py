@@ -5,6 +5,7 @@ batch of prompts of different lengths; a run's saved model reloads; the tiny bui
 import numpy as np
 import pytest
 import torch
+from helpers.causal_parity import check_logits_and_reload
 from helpers.hf_checkpoints import cached_checkpoint, write_hf_decoder
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -49,18 +50,7 @@ def test_logits_match_transformers(checkpoint, tmp_path):
     family, path, reference, _ = checkpoint
     model = kerastune.load_model(str(path))
     assert type(model).__name__ == KERAS_CLASSES[family]
-    ids = np.random.RandomState(0).randint(3, reference.config.vocab_size, size=(2, 24)).astype("int32")
-    mask = np.ones_like(ids)
-    mask[1, 17:] = 0  # a right-padded row: only its real positions are compared
-    with torch.no_grad():
-        expected = reference(torch.tensor(ids, dtype=torch.long), attention_mask=torch.tensor(mask)).logits.numpy()
-    logits = np.asarray(model({"token_ids": ids, "padding_mask": mask}))
-    assert np.abs(logits - expected)[mask.astype(bool)].max() <= 1e-4
-
-    # A run's saved model/ reloads with the same weights and tokenizer.
-    model.save_to_preset(str(tmp_path / "preset"))
-    again = kerastune.load_model(str(tmp_path / "preset"))
-    assert np.abs(np.asarray(again({"token_ids": ids, "padding_mask": mask})) - logits).max() == 0
+    check_logits_and_reload(model, reference, 3, reference.config.vocab_size, tmp_path / "preset")
 
 
 def test_tokenizer_matches_transformers(checkpoint):

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers.causal_parity import check_logits_and_reload
 from helpers.hf_checkpoints import write_hf_gpt2
 from transformers import AutoTokenizer
 
@@ -28,18 +29,7 @@ def test_logits_match_transformers_on_random_weights(tmp_path, product_texts):
     reference = write_hf_gpt2(tmp_path, product_texts, seed=1)
     model = kerastune.load_model(str(tmp_path))
     assert type(model).__name__ == "GPT2CausalLM"
-    ids = np.random.RandomState(0).randint(1, 300, size=(2, 24)).astype("int32")
-    mask = np.ones_like(ids)
-    mask[1, 17:] = 0  # a right-padded row: only its real positions are compared
-    with torch.no_grad():
-        expected = reference(torch.tensor(ids, dtype=torch.long), attention_mask=torch.tensor(mask)).logits.numpy()
-    logits = np.asarray(model({"token_ids": ids, "padding_mask": mask}))
-    assert np.abs(logits - expected)[mask.astype(bool)].max() <= 1e-4
-
-    # The run's saved model/ reloads with the same weights and the same tokenizer settings.
-    model.save_to_preset(str(tmp_path / "preset"))
-    again = kerastune.load_model(str(tmp_path / "preset"))
-    assert np.abs(np.asarray(again({"token_ids": ids, "padding_mask": mask})) - logits).max() == 0
+    again = check_logits_and_reload(model, reference, 1, 300, tmp_path / "preset")  # and the run's model/
     assert again.preprocessor.add_start_token is False
 
 

@@ -1,12 +1,12 @@
-"""kerastune's T5 learns what transformers' T5 learns, on both Keras backends.
+"""kerastune's T5 learns what transformers' T5 learns, on each Keras backend.
 
 An early probe: keras-hub's `T5Seq2SeqLM.fit` predicted one class for
 everything (0.26) where transformers reached 0.72, and a TensorFlow run
 learned where a JAX run did not. The cause was keras-hub's T5 embedding
 initialiser (mean 1.0, every token alike), which left training on the
 "predict the label prior" plateau for a number of epochs that depended on
-noise (dropout streams differ by backend). These tests would catch either
-failure again.
+noise (dropout streams differ by backend). This test, run by each backend's
+pass, would catch either failure again.
 """
 
 import json
@@ -62,26 +62,35 @@ def transformers_accuracy(dataset_dir) -> float:
     return float(np.mean([p.strip() == t for p, (_, t) in zip(predictions, test)]))
 
 
+def cached_transformers_accuracy(request, dataset_dir) -> float:
+    """`transformers_accuracy`, computed once per test session pair: the JAX pass reuses the TensorFlow
+    pass's figure (pytest's cache, keyed by the data and settings), as the HF checkpoints are reused."""
+    import hashlib
+
+    data = b"".join((dataset_dir / f"{split}.csv").read_bytes() for split in ("train", "test"))
+    key = "learning/transformers_accuracy_" + hashlib.sha256(data + " ".join(SETTINGS).encode()).hexdigest()[:16]
+    accuracy = request.config.cache.get(key, None)
+    if accuracy is None:
+        accuracy = transformers_accuracy(dataset_dir)
+        request.config.cache.set(key, accuracy)
+    return accuracy
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(keras.config.backend() != "tensorflow", reason="runs both backends itself; once is enough")
-def test_kerastune_learns_what_transformers_learns_on_both_backends(dataset, tmp_path):
-    """One run per backend (in subprocesses) against one transformers run: each learns as transformers
-    does, and the backends agree."""
-    accuracy = {}
-    for backend in ("tensorflow", "jax"):
-        run_dir = tmp_path / backend
-        result = subprocess.run(
-            [sys.executable, "-m", "kerastune", "run", "instruction_tuning", "--set", *SETTINGS,
-             f"dataset={dataset}", f"output_dir={run_dir}"],
-            cwd=ROOT, env=dict(os.environ, KERAS_BACKEND=backend), capture_output=True, text=True,
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-        assert metrics["backend"] == backend
-        accuracy[backend] = metrics["test_accuracy"]
-    theirs = transformers_accuracy(dataset)
-    print(f"held-out accuracy: kerastune {accuracy}, transformers {theirs:.3f}")
+def test_kerastune_learns_what_transformers_learns(dataset, tmp_path, request):
+    """A run on this pass's backend (in a subprocess) against a transformers run: the same held-out
+    accuracy, within 0.05."""
+    backend = keras.config.backend()
+    run_dir = tmp_path / backend
+    result = subprocess.run(
+        [sys.executable, "-m", "kerastune", "run", "instruction_tuning", "--set", *SETTINGS,
+         f"dataset={dataset}", f"output_dir={run_dir}"],
+        cwd=ROOT, env=dict(os.environ, KERAS_BACKEND=backend), capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["backend"] == backend
+    ours, theirs = metrics["test_accuracy"], cached_transformers_accuracy(request, dataset)
+    print(f"held-out accuracy: kerastune ({backend}) {ours:.3f}, transformers {theirs:.3f}")
     assert theirs > 0.5, "the reference did not learn: the test data or settings are broken"
-    for backend, ours in accuracy.items():
-        assert ours >= theirs - 0.05, (backend, ours, theirs)
-    assert abs(accuracy["tensorflow"] - accuracy["jax"]) <= 0.05, accuracy
+    assert ours >= theirs - 0.05, (backend, ours, theirs)
