@@ -5,7 +5,7 @@ batch of prompts of different lengths; a run's saved model reloads; the tiny bui
 import numpy as np
 import pytest
 import torch
-from helpers.causal_parity import check_logits_and_reload
+from helpers.causal_parity import check_logits_and_reload, hf_continuation
 from helpers.hf_checkpoints import cached_checkpoint, write_hf_decoder
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -33,17 +33,6 @@ def checkpoint(request, product_texts):
         return family, path, reference, lambda text: [2] + processor.encode(text)  # Gemma's <bos> first
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     return family, path, reference, lambda text: tokenizer(text)["input_ids"]
-
-
-def hf_continuation(model, prompt_ids, max_new_tokens, num_beams) -> list[int]:
-    """transformers' new tokens for one prompt, up to and including the end token."""
-    eos = model.config.eos_token_id
-    ids = torch.tensor([prompt_ids])
-    with torch.no_grad():
-        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                             num_beams=num_beams, do_sample=False, eos_token_id=eos, pad_token_id=eos)
-    new = out[0, ids.shape[1]:].tolist()
-    return new[: new.index(eos) + 1] if eos in new else new
 
 
 def test_logits_match_transformers(checkpoint, tmp_path):

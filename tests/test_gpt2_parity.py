@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers.causal_parity import check_logits_and_reload
+from helpers.causal_parity import check_logits_and_reload, hf_continuation
 from helpers.hf_checkpoints import write_hf_gpt2
 from transformers import AutoTokenizer
 
@@ -14,15 +14,6 @@ from kerastune.errors import KerastuneError
 from kerastune.generation.causal import CausalLMGenerator
 
 PROMPTS = ["Esta mochila", "La nueva lámpara de escritorio de Casa Nova es", "Resiste"]
-
-
-def hf_continuation(model, tokenizer, prompt, max_new_tokens, num_beams):
-    ids = torch.tensor([tokenizer(prompt)["input_ids"]])
-    with torch.no_grad():
-        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                             num_beams=num_beams, do_sample=False, pad_token_id=0)
-    new = out[0, ids.shape[1] :].tolist()
-    return new[: new.index(0) + 1] if 0 in new else new
 
 
 def test_logits_match_transformers_on_random_weights(tmp_path, product_texts):
@@ -57,7 +48,7 @@ def test_greedy_and_beam_outputs_match_transformers(hf_gpt2, num_beams):
     model = kerastune.load_model(str(path))
     generator = CausalLMGenerator(model, model.preprocessor.tokenizer, max_new_tokens=12, num_beams=num_beams)
     ours = generator.generate_tokens(generator.tokenize(PROMPTS))  # prompts of different lengths in one batch
-    expected = [hf_continuation(reference, tokenizer, p, 12, num_beams) for p in PROMPTS]
+    expected = [hf_continuation(reference, tokenizer(p)["input_ids"], 12, num_beams) for p in PROMPTS]
     assert ours == expected
     assert len({len(new) for new in expected}) > 1  # outputs of different lengths: stopping is tested too
 

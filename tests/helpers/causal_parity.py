@@ -1,4 +1,4 @@
-"""The logits check every causal-LM family's parity test makes against transformers."""
+"""What every causal-LM family's parity test asks of transformers: logits, and generated tokens."""
 
 import numpy as np
 import torch
@@ -21,3 +21,14 @@ def check_logits_and_reload(model, reference, low_id, high_id, preset_dir):
     again = kerastune.load_model(str(preset_dir))
     assert np.abs(np.asarray(again({"token_ids": ids, "padding_mask": mask})) - logits).max() == 0
     return again
+
+
+def hf_continuation(model, prompt_ids, max_new_tokens, num_beams) -> list[int]:
+    """transformers' new tokens for one prompt's ids, up to and including the end token."""
+    eos = model.config.eos_token_id
+    ids = torch.tensor([prompt_ids])
+    with torch.no_grad():
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                             num_beams=num_beams, do_sample=False, eos_token_id=eos, pad_token_id=eos)
+    new = out[0, ids.shape[1]:].tolist()
+    return new[: new.index(eos) + 1] if eos in new else new
