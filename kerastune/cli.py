@@ -105,6 +105,7 @@ def cmd_export(args):
         command = [sys.executable, "-m", "kerastune", "export", args.model, "--out", str(args.out)]
         for flag, value in (("--num-beams", args.num_beams), ("--max-new-tokens", args.max_new_tokens)):
             command += [flag, str(value)] if value else []
+        command += ["--chat"] if args.chat else []
         env = dict(os.environ, KERAS_BACKEND="tensorflow")
         if subprocess.run(command, env=env).returncode:
             raise KerastuneError("export under the TensorFlow backend failed (see above)")
@@ -119,8 +120,14 @@ def cmd_export(args):
         export_hf(model, args.out)
     elif model_kind(model) == "causal_lm":
         from kerastune.export.saved_model import export_causal_lm
+        from kerastune.models.chat_templates import SAVED_FILE, load_chat_template
+        from kerastune.training.run_dir import model_location
 
-        export_causal_lm(model, args.out, max_new_tokens=settings["max_new_tokens"], num_beams=settings["num_beams"])
+        location = model_location(args.model)
+        chat = (load_chat_template(location, model) if args.chat or (Path(location) / SAVED_FILE).is_file()
+                else None)
+        export_causal_lm(model, args.out, max_new_tokens=settings["max_new_tokens"], num_beams=settings["num_beams"],
+                         chat=chat)
     else:
         from kerastune.export.saved_model import export_seq2seq
 
@@ -189,6 +196,8 @@ def build_parser():
                      help="causal LMs: print each step's text so far and top N candidates")
     gen.add_argument("--trace-csv", default=None, help="also write the step table to this CSV file")
     gen.add_argument("--batch-size", type=int, default=8)
+    gen.add_argument("--chat", action="store_true",
+                     help="causal LMs: each text is a user's message, answered in the model's chat template")
     gen.add_argument("--revision", default="", help="hub ids: a branch, tag, commit or refs/pr/N (default main)")
     gen.set_defaults(func=cmd_generate)
 
@@ -198,6 +207,9 @@ def build_parser():
     export.add_argument("--format", choices=("savedmodel", "hf"), default="savedmodel")
     export.add_argument("--num-beams", type=int, default=None, help="beam search in the SavedModel (default: run's)")
     export.add_argument("--max-new-tokens", type=int, default=None)
+    export.add_argument("--chat", action="store_true",
+                        help="causal LMs: serve user messages in the model's chat template (a chat_sft run's model "
+                             "does by itself)")
     export.set_defaults(func=cmd_export)
 
     demo = sub.add_parser("demo", help="run every recipe offline on tiny models")

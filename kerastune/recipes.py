@@ -86,7 +86,7 @@ class Resolved:
 
 
 # Keys naming files a run reads: a relative path in a config file is relative to that file.
-INPUT_PATHS = ("model.name", "data.dataset", "reward.model", "reward.dataset", "lora.adapter")
+INPUT_PATHS = ("model.name", "data.dataset", "reward.model", "reward.dataset", "lora.adapter", "chat.template")
 
 
 def _toml_layer(cls, path, recipe_name: str) -> Layer:

@@ -165,3 +165,27 @@ def test_causal_saved_model_continues_prompts_exactly_like_generate(source, requ
     assert served.returncode == 0, served.stderr[-2000:]
     texts = json.loads(served.stdout.strip().splitlines()[-1])
     assert texts == expected and texts[1].startswith(prompts[1]) and len(set(texts)) == 4
+
+
+@pytest.mark.slow
+@TENSORFLOW_ONLY
+@pytest.mark.parametrize("source", ["tiny-qwen", "tiny-gemma"])  # byte-level BPE, no stripping; SentencePiece, strips
+def test_chat_saved_model_answers_exactly_like_generate_chat(source, product_texts, tmp_path, capsys):
+    """A chat run's model: the SavedModel applies its chat template to each user message, stops at the end of the
+    turn and serves the answer alone, exactly what `kerastune generate --chat` prints."""
+    from kerastune.models.chat_templates import load_chat_template, save_chat_template
+
+    run_dir = tmp_path / "run"
+    model = kerastune.load_model(source, texts=product_texts, vocab_size=400)
+    model.save_to_preset(str(run_dir / "model"))
+    save_chat_template(run_dir / "model", load_chat_template(source, model))
+    (run_dir / "config.toml").write_text("max_new_tokens = 10\n")
+    prompts = ["Esta mochila", "  ¿Cuánto cuesta la lámpara de escritorio?  ", "Resiste"]
+    assert main(["export", str(run_dir), "--out", str(tmp_path / "export")]) == 0
+    assert main(["generate", str(run_dir), "--chat", *prompts]) == 0
+    expected = [line[3:] for line in capsys.readouterr().out.splitlines() if line.startswith("-> ")]
+    served = subprocess.run([sys.executable, "-c", SERVE, str(tmp_path / "export"), json.dumps(prompts)],
+                            capture_output=True, text=True)
+    assert served.returncode == 0, served.stderr[-2000:]
+    texts = json.loads(served.stdout.strip().splitlines()[-1])
+    assert texts == expected and len(expected) == 3

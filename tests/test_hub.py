@@ -9,6 +9,7 @@ the Keras backend, so these run on TensorFlow only.
 """
 
 import json
+import random
 import time
 
 import keras
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 from helpers import hub_repos
 from helpers.hf_checkpoints import write_hf_distilbert, write_hf_gpt2, write_hf_t5
+from test_chat_template import trl_template
 
 import kerastune
 from kerastune.cli import main
@@ -27,6 +29,7 @@ pytestmark = pytest.mark.skipif(keras.config.backend() != "tensorflow",
 
 @pytest.fixture(scope="module")
 def hub(local_hub, tmp_path_factory, product_texts, spiece_proto):
+    from make_chat_sample import make_conversation
     from make_dialogues_sample import make_rows as dialogues
     from make_news_sample import make_rows as news
     from make_products_sample import make_rows as products
@@ -40,9 +43,12 @@ def hub(local_hub, tmp_path_factory, product_texts, spiece_proto):
     roberta = hub_repos.roberta_classifier(root / "roberta", [r["text"] for r in reviews(200, seed=3)])
     hub_repos.add_models(local_hub, root, (root / "gpt2", gpt2), root / "t5", bert, roberta)
     hub_repos.add_decoders(local_hub, root, product_texts)
+    hub_repos.add_instruct(local_hub, root, trl_template("qwen2_5"))
+    rng = random.Random(6)
     hub_repos.add_datasets(local_hub, {
         "products": products(3000, seed=5), "news": news(400, seed=1), "qa": hub_repos.qa_rows(qa(300, seed=2)),
         "reviews": reviews(300, seed=3), "dialogues": dialogues(120, seed=4),
+        "chats": [make_conversation(rng) for _ in range(100)],
     })
     return local_hub
 
@@ -147,6 +153,21 @@ def test_causal_lm_runs_todays_models_from_the_hub(hub, family, tmp_path, capsys
     assert np.isfinite(metrics["eval_loss_before"]) and np.isfinite(metrics["eval_loss_after"])
     assert main(["generate", str(tmp_path), "Esta mochila", "--max-new-tokens", "4"]) == 0
     assert "-> Esta mochila" in capsys.readouterr().out
+
+
+def test_chat_sft_runs_its_defaults_from_the_hub(hub, tmp_path, capsys):
+    """chat_sft's own defaults (Qwen2.5 Instruct, no_robots) from the hub: the chat template comes from the
+    checkpoint's tokenizer_config.json, the conversations from no_robots' messages column; the run keeps the
+    template and `generate --chat` answers with it."""
+    code = main(["run", "chat_sft", "--set", f"output_dir={tmp_path}", "epochs=1", "max_length=128",
+                 "num_prompts=1", "max_new_tokens=4"])
+    assert code == 0, capsys.readouterr().err[-2000:]
+    out = capsys.readouterr().out
+    assert "72 train / 8 validation conversations" in out and "loss on the assistant turns" in out
+    saved = json.loads((tmp_path / "model" / "chat_template.json").read_text())
+    assert saved["chat_template"] == trl_template("qwen2_5") and saved["added_tokens"]["<|im_end|>"] >= 0
+    assert main(["generate", str(tmp_path), "--chat", "How much is the mug?"]) == 0
+    assert "How much is the mug?\n-> " in capsys.readouterr().out
 
 
 def test_dry_run_resolves_everything_and_downloads_nothing(hub, capsys):

@@ -13,6 +13,8 @@ Batches are bucketed by length and padded to the longest in the batch
 tokens 0..n-2 and their padding mask, y tokens 1..n-1, and sample_weight is
 0 on padding so it carries no loss. The mask comes from lengths, not ids:
 GPT-2 has no pad token, and `<|endoftext|>` inside a text is a real label.
+With `loss_masks` (chat SFT: 1 on the assistant's tokens), sample_weight is
+also 0 where the label's mask is 0.
 """
 
 import numpy as np
@@ -49,38 +51,43 @@ def make_examples(token_lists, eos_id: int, max_length: int, pack: bool = False,
     return [b for b in blocks if len(b) >= 2]
 
 
-def _shift(ids, mask, multiple):
+def _shift(ids, mask, loss_mask, multiple):
     """(x, y, sample_weight) from padded sequences; x's length rounded up to `multiple`."""
     length = tf.shape(ids)[1] - 1
     extra = (multiple - length % multiple) % multiple
-    ids = tf.pad(ids, [[0, 0], [0, extra]])
-    mask = tf.pad(mask, [[0, 0], [0, extra]])
+    ids, mask, loss_mask = (tf.pad(t, [[0, 0], [0, extra]]) for t in (ids, mask, loss_mask))
     # An input position is real when its label is: a row's last token has nothing to predict.
     x = {"token_ids": ids[:, :-1], "padding_mask": mask[:, 1:]}
-    return x, ids[:, 1:], tf.cast(mask[:, 1:], tf.float32)
+    return x, ids[:, 1:], tf.cast(loss_mask[:, 1:], tf.float32)
 
 
 def causal_lm_dataset(examples, batch_size: int, max_length: int, shuffle=True, seed=0, pad_to_multiple_of=PAD_MULTIPLE,
-                      static_shapes=False):
+                      static_shapes=False, loss_masks=None):
     """A batched, bucketed, prefetched `tf.data.Dataset` of (x, y, sample_weight) that knows its number
     of batches (`cardinality`).
 
     `static_shapes` pads to the bucket edges and drops ragged batches, so XLA / TPUs see a few fixed shapes.
+    `loss_masks`: per example, 1 where the token counts as a label (default: every token).
     """
     if not examples:
         raise KerastuneError("no causal-LM examples to batch (every text was empty?)")
     ragged = tf.ragged.constant(examples, dtype=tf.int32)
-    ds = rows_each_epoch(ragged, seed, shuffle).map(lambda ids: (ids, tf.ones_like(ids)))
+    if loss_masks is None:
+        ds = rows_each_epoch(ragged, seed, shuffle).map(lambda ids: (ids, tf.ones_like(ids), tf.ones_like(ids)))
+    else:
+        masks = tf.ragged.constant(loss_masks, dtype=tf.int32)
+        ds = rows_each_epoch((ragged, masks), seed, shuffle).map(lambda ids, m: (ids, tf.ones_like(ids), m))
     edges = bucket_boundaries(max_length)
     ds = ds.bucket_by_sequence_length(
-        element_length_func=lambda ids, mask: tf.shape(ids)[0],
+        element_length_func=lambda ids, mask, loss_mask: tf.shape(ids)[0],
         bucket_boundaries=edges,
         bucket_batch_sizes=[batch_size] * (len(edges) + 1),
-        padded_shapes=([None], [None]),
-        padding_values=(0, 0),
+        padded_shapes=([None], [None], [None]),
+        padding_values=(0, 0, 0),
         pad_to_bucket_boundary=static_shapes,
         drop_remainder=static_shapes,
     )
-    ds = ds.map(lambda ids, mask: _shift(ids, mask, pad_to_multiple_of), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda ids, mask, loss_mask: _shift(ids, mask, loss_mask, pad_to_multiple_of),
+                num_parallel_calls=tf.data.AUTOTUNE)
     batches = count_bucketed_batches([len(e) for e in examples], batch_size, max_length, static_shapes)
     return ds.apply(tf.data.experimental.assert_cardinality(batches)).prefetch(tf.data.AUTOTUNE)

@@ -11,7 +11,11 @@ A causal LM (GPT-2, Llama, ...) gets `serving_default(prompts) -> {text, token_i
 its tokenizer (byte-level BPE or SentencePiece) with the start token where the
 model has one, keras-hub's compiled generation loop with a greedy or sampling
 strategy, and detokenization; `text` is the prompt and its continuation, as
-`kerastune generate` prints it.
+`kerastune generate` prints it. With a chat template (a chat_sft run's model), each
+prompt is a user's message: the template's text around one message is fixed
+at export time (its added tokens as ids, the text next to the message
+tokenized with it in the graph), generation stops at the end-of-turn token,
+and `text` is the answer alone, as `kerastune generate --chat` prints it.
 
 Tokenization uses TensorFlow Text's SentencePiece op, which TF Serving's
 model server includes; a Python process that loads the export must
@@ -92,37 +96,47 @@ def export_seq2seq(model, out_dir, max_new_tokens=32, num_beams=1, max_source_le
     return out_dir
 
 
-def export_causal_lm(model, out_dir, max_new_tokens=32, **strategy):
+def export_causal_lm(model, out_dir, max_new_tokens=32, chat=None, **strategy):
     """Write a TF-Serving SavedModel for a keras-hub `CausalLM` (GPT-2, Llama, ...; TensorFlow backend).
 
     `strategy`: `CausalLMGenerator`'s sampler settings (not beam search, which
-    needs prompts of one length per batch).
+    needs prompts of one length per batch). `chat`: a `ChatTemplate` to answer
+    user messages in.
     """
     from kerastune.generation.causal import CausalLMGenerator
+    from kerastune.generation.chat import chat_generator
 
     if keras.config.backend() != "tensorflow":
         raise KerastuneError("SavedModel export runs on the TensorFlow backend (KERAS_BACKEND=tensorflow)")
     tokenizer = model.preprocessor.tokenizer
-    generator = CausalLMGenerator(model, tokenizer, max_new_tokens=max_new_tokens, **strategy)
+    if chat is None:
+        generator = CausalLMGenerator(model, tokenizer, max_new_tokens=max_new_tokens, **strategy)
+    else:
+        generator = chat_generator(model, chat, max_new_tokens=max_new_tokens, **strategy)
     if generator.strategy == "beam":
         raise KerastuneError("a causal LM's SavedModel decodes greedily or by sampling; beam search is not exported")
     end_id, start_id, filler = generator.eos_id, generator.start_id, generator.filler_id
     room = generator.max_positions - max_new_tokens - (start_id is not None)
-
     model.sampler = generator.sampler  # read by `generate_step` when the endpoint is traced
+    prompt_ids = _chat_prompt_ids(chat, tokenizer) if chat is not None else (
+        lambda prompts: causal_prompt_tf(tf.cast(tokenizer(prompts), tf.int32), room, end_id, start_id))  # as generate
 
     def serve(prompts):
-        pieces = causal_prompt_tf(tf.cast(tokenizer(prompts), tf.int32), room, end_id, start_id)  # as `generate`
+        pieces = prompt_ids(prompts)
         lengths = tf.cast(pieces.row_lengths(), tf.int32)
         width = tf.reduce_max(lengths) + max_new_tokens
         ids = pieces.to_tensor(default_value=filler)
         ids = tf.pad(ids, [[0, 0], [0, width - tf.shape(ids)[1]]], constant_values=filler)
         prompt_mask = tf.sequence_mask(lengths, width)
         out = model.generate_step({"token_ids": ids, "padding_mask": prompt_mask}, stop_token_ids=(end_id,))
-        # The text: prompt + at most `max_new_tokens` new tokens, without the start and end tokens (as `generate`).
-        within = tf.range(width)[None, :] < lengths[:, None] + max_new_tokens
-        keep = out["padding_mask"] & tf.not_equal(out["token_ids"], end_id) & within
-        if start_id is not None:
+        # The text: prompt + at most `max_new_tokens` new tokens (the answer alone for a chat), without the start
+        # and end tokens (as `generate`).
+        positions = tf.range(width)[None, :]
+        keep = out["padding_mask"] & tf.not_equal(out["token_ids"], end_id)
+        keep &= positions < lengths[:, None] + max_new_tokens
+        if chat is not None:
+            keep &= positions >= lengths[:, None]
+        elif start_id is not None:
             keep &= tf.not_equal(out["token_ids"], start_id)
         text = tf.reshape(tokenizer.detokenize(tf.ragged.boolean_mask(out["token_ids"], keep)), [-1])
         return {"text": text, "token_ids": out["token_ids"], "padding_mask": tf.cast(keep, tf.int32)}
@@ -132,3 +146,34 @@ def export_causal_lm(model, out_dir, max_new_tokens=32, **strategy):
     archive.add_endpoint("serving_default", serve, input_signature=[tf.TensorSpec([None], tf.string)])
     archive.write_out(str(out_dir), verbose=False)
     return out_dir
+
+
+def _chat_prompt_ids(chat, tokenizer):
+    """A graph function: user messages -> the ids of the template's prompt for each, as `ChatTemplate.encode`
+    tokenizes it: the added tokens around the message as constants, the stretch that holds the message (with the
+    template's text next to it) tokenized whole."""
+    before, after, strips = chat.user_message_frame()
+    lead, tail = _cut_at_added(chat, before, last=True)
+    head, trail = _cut_at_added(chat, after, last=False)
+    lead_ids, trail_ids = (tf.constant(chat.encode([(t, [])], tokenizer)[0][0] if t else [], tf.int32)
+                           for t in (lead, trail))
+
+    def prompt_ids(prompts):
+        messages = tf.strings.strip(prompts) if strips else prompts
+        middle = tf.cast(tokenizer(tf.strings.join([tail, messages, head])), tf.int32)
+        rows = middle.nrows()
+        fixed = [tf.RaggedTensor.from_tensor(tf.tile(ids[None, :], [rows, 1])) for ids in (lead_ids, trail_ids)]
+        return tf.concat([fixed[0], middle, fixed[1]], axis=1)
+
+    return prompt_ids
+
+
+def _cut_at_added(chat, text, last: bool) -> tuple[str, str]:
+    """`text` cut next to the message: (everything up to its last added token, the plain text after it) when the
+    message comes after `text`, or (the plain text before its first added token, the rest) when before it."""
+    segments = chat.segments(text)
+    if last:
+        at = segments[-1][0] if segments and not segments[-1][2] else len(text)
+    else:
+        at = segments[0][1] if segments and not segments[0][2] else 0
+    return text[:at], text[at:]

@@ -58,10 +58,12 @@ class CausalLMGenerator:
             meaning: top_k=0 and top_p=1 are off).
         num_beams, length_penalty, early_stopping: beam search, as transformers.
         seed: sampling seed; the same seed gives the same text.
+        end_id: the token that ends a continuation (default: the tokenizer's end token; a chat model's
+            end-of-turn token, e.g. `<|im_end|>`, for answers in its chat template).
     """
 
     def __init__(self, model, tokenizer, max_new_tokens=50, sampler="greedy", temperature=1.0, top_k=0, top_p=1.0,
-                 eps=0.5, num_beams=1, length_penalty=1.0, early_stopping=False, seed=None):
+                 eps=0.5, num_beams=1, length_penalty=1.0, early_stopping=False, seed=None, end_id=None):
         if not hasattr(model, "call_with_cache"):
             raise KerastuneError(f"causal generation needs a keras-hub causal LM with a key/value cache; this is a "
                                  f"{type(model).__name__}")
@@ -72,7 +74,7 @@ class CausalLMGenerator:
         self.num_beams = max(num_beams, 2) if self.strategy == "beam" else 1
         self.length_penalty = length_penalty
         self.early_stopping = early_stopping
-        self.eos_id = int(tokenizer.end_token_id)
+        self.eos_id = int(tokenizer.end_token_id if end_id is None else end_id)
         self.start_id = start_token_id(model)
         self.filler_id = 1 if self.eos_id == 0 else 0  # unfilled positions must not hold the stop token
         self.max_positions = getattr(model.backbone, "max_sequence_length", None) or ROTARY_MAX_POSITIONS

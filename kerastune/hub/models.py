@@ -18,7 +18,7 @@ from kerastune.hub.errors import Offline, hub_errors_as_lines, not_cached
 from kerastune.hub.ids import namespaced
 from kerastune.weights import UNREADABLE, choose_weight_files
 
-SIDE_FILES = (".json", ".txt", ".model", ".tiktoken")  # config, tokenizer, vocabulary files (top level only)
+SIDE_FILES = (".json", ".txt", ".model", ".tiktoken", ".jinja")  # config, tokenizer, vocabulary, chat template files
 
 
 @dataclasses.dataclass

@@ -204,6 +204,12 @@ def keep_history(path, rows_to_keep: int):
 
 # ---- reading a finished run ----------------------------------------------------------------------
 
+def model_location(model_or_run_dir: str) -> str:
+    """Where `load_run_model` takes the model from: a run directory's `model/`, else the name as given."""
+    path = Path(model_or_run_dir)
+    return str(path / "model") if (path / "config.toml").is_file() else model_or_run_dir
+
+
 def load_run_model(model_or_run_dir: str, num_beams=None, max_new_tokens=None, revision=""):
     """(model, generation settings) from a run directory (its config's settings) or any model.
 

@@ -3,6 +3,7 @@ real repositories' layouts (which files, which formats, which revisions), plus t
 
 import io
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,7 @@ FLAN_SMALL, FLAN_BASE = "google/flan-t5-small", "google/flan-t5-base"
 DISTILBERT = "distilbert/distilbert-base-uncased"
 HATE = "facebook/roberta-hate-speech-dynabench-r4-target"
 DECODERS = {"qwen2": "Qwen/Qwen2.5-0.5B", "llama": "unsloth/Llama-3.2-1B"}  # what causal_lm users pick today
+INSTRUCT, NO_ROBOTS = "Qwen/Qwen2.5-0.5B-Instruct", "HuggingFaceH4/no_robots"  # chat_sft's defaults
 ESCI, AG_NEWS, YAHOO, IMDB, DIALOGSUM = ("milistu/amazon-esci-data", "fancyzhx/ag_news",
                                          "community-datasets/yahoo_answers_topics", "stanfordnlp/imdb",
                                          "knkarthick/dialogsum")
@@ -66,6 +68,17 @@ def add_decoders(hub, root, texts):
         hub.add_folder("models", repo, root / family)
 
 
+def add_instruct(hub, root, chat_template: str):
+    """The tiny Qwen2 again under the instruct id, its chat template in tokenizer_config.json and `<|im_end|>` as
+    the end token, as Qwen2.5 Instruct's repository has them (add_decoders first)."""
+    folder = root / "qwen2-instruct"
+    shutil.copytree(root / "qwen2", folder)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config.update(chat_template=chat_template, eos_token="<|im_end|>")
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+    hub.add_folder("models", INSTRUCT, folder)
+
+
 def add_datasets(hub, rows):
     """rows: name -> list of dicts from the project's sample-data generators."""
     # Real product rows carry long bullet-point texts; 1 kB of incompressible text each makes a shard
@@ -91,6 +104,11 @@ def add_datasets(hub, rows):
                                "README.md": card({"plain_text": {"train": "plain_text/train-*",
                                                                  "test": "plain_text/test-*"}})})
     hub.add("datasets", DIALOGSUM, {"train.csv": pd.DataFrame(rows["dialogues"]).to_csv(index=False).encode()})
+    # no_robots: a messages column (a list of {role, content} structs) beside prompt, prompt_id and category.
+    chats = [{"prompt": c[0]["content"], "prompt_id": f"{i:04d}", "messages": c, "category": "Chat"}
+             for i, c in enumerate(rows["chats"])]
+    hub.add("datasets", NO_ROBOTS, {"data/train-00000-of-00001.parquet": parquet(chats[:-20]),
+                                    "data/test-00000-of-00001.parquet": parquet(chats[-20:])})
     # A legacy bare id the hub redirects (not in kerastune's table of renamed ids).
     hub.add("datasets", "acme/movie-reviews", {"data/train-00000-of-00001.parquet": parquet(reviews[:50])})
     hub.redirects["movie-reviews"] = "acme/movie-reviews"

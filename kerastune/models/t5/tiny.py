@@ -30,9 +30,10 @@ DEFAULT_TEXTS = [
 ]
 
 
-def train_sentencepiece(texts, vocab_size=4000, eos_piece="</s>", bos_piece=None) -> bytes:
+def train_sentencepiece(texts, vocab_size=4000, eos_piece="</s>", bos_piece=None, user_defined_symbols=()) -> bytes:
     """Train a Unigram SentencePiece model: T5's layout by default (pad=0, eos=1, unk=2, no bos); with
-    `bos_piece`, Gemma's (pad=0, eos=1, bos=2, unk=3).
+    `bos_piece`, Gemma's (pad=0, eos=1, bos=2, unk=3). `user_defined_symbols` (Gemma's `<start_of_turn>`,
+    `<end_of_turn>`) come next and are always one piece, wherever they appear in a text.
 
     Deterministic for the same texts, so a resumed run rebuilds the same
     vocabulary. The size shrinks to what the texts support.
@@ -52,6 +53,7 @@ def train_sentencepiece(texts, vocab_size=4000, eos_piece="</s>", bos_piece=None
         eos_piece=eos_piece,
         bos_piece=bos_piece or "<s>",
         unk_piece="<unk>",
+        user_defined_symbols=list(user_defined_symbols),
         hard_vocab_limit=False,
         character_coverage=1.0,
         num_threads=1,
