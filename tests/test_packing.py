@@ -54,7 +54,7 @@ def test_labels_never_cross_examples():
 
 @pytest.mark.parametrize("name", ["tiny-llama", "tiny-qwen"])
 def test_packed_logits_equal_each_example_alone(name):
-    model = kerastune.load_model(name, texts=TEXTS, vocab_size=200)
+    model = kerastune.load_model(name, texts=TEXTS, vocab_size=400)
     examples, masks = random_examples(12, seed=3, longest=20)
     examples = [[t % int(model.backbone.vocabulary_size) for t in e] for e in examples]
     rows, _, segments = pack(examples, masks, 48)
@@ -79,6 +79,6 @@ def test_packed_logits_equal_each_example_alone(name):
 
 @pytest.mark.parametrize("name", ["tiny-gemma", "tiny-gpt2"])
 def test_families_that_cannot_pack_are_refused(name):
-    model = kerastune.load_model(name, texts=TEXTS, vocab_size=200)
+    model = kerastune.load_model(name, texts=TEXTS, vocab_size=400)
     with pytest.raises(KerastuneError, match="data.pack needs a rotary-position model"):
         check_packing(model)
