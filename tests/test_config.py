@@ -16,7 +16,8 @@ RECIPES = builtin_recipes()
 
 
 def test_the_built_in_recipes():
-    assert RECIPES == ["causal_lm", "instruction_tuning", "lora_ppo_detox", "mlm_domain_adaptation", "seq2seq_qa"]
+    assert RECIPES == ["causal_lm", "chat_sft", "instruction_tuning", "lora_ppo_detox", "mlm_domain_adaptation",
+                       "seq2seq_qa"]
 
 
 @pytest.mark.parametrize("name", RECIPES)
