@@ -81,17 +81,19 @@ def hf_gpt2(request, product_texts):
 
 
 # Roughly the seconds each of the longest files takes in one pass of `make test` on a 2-core machine
-# (pytest --durations=0, summed per file). pytest-xdist hands out whole files in collection order (with
-# --no-loadscope-reorder; by default it puts the files with the most tests first), so the longest go
-# first: a long file started last runs alone at the end while the other worker idles.
+# (pytest --durations=0, summed per file; the chat files' estimated from runs that shared the machine).
+# pytest-xdist hands out whole files in collection order (with --no-loadscope-reorder; by default it puts
+# the files with the most tests first), so the longest go first: a long file started last runs alone at
+# the end while the other worker idles.
 LONGEST_FILES = {
-    "tensorflow": {"test_kill_resume.py": 246, "test_precision.py": 221, "test_kill_resume_detox.py": 192,
-                   "test_export.py": 173, "test_learning.py": 137, "test_t5_parity.py": 123, "test_hub.py": 100,
-                   "test_bench.py": 89, "test_ppo.py": 81, "test_decoder_parity.py": 60},
-    "jax": {"test_lora_ppo_detox.py": 138, "test_ppo.py": 133, "test_instruction_tuning.py": 129,
-            "test_seq2seq_qa.py": 89, "test_training.py": 70, "test_mlm_domain_adaptation.py": 64,
-            "test_t5_parity.py": 61, "test_causal_lm.py": 60, "test_export.py": 54, "test_decoder_parity.py": 88,
-            "test_learning.py": 70},
+    "tensorflow": {"test_kill_resume.py": 316, "test_export.py": 300, "test_precision.py": 221,
+                   "test_kill_resume_detox.py": 192, "test_hub.py": 150, "test_learning.py": 137,
+                   "test_t5_parity.py": 123, "test_chat_sft.py": 120, "test_bench.py": 89, "test_ppo.py": 81,
+                   "test_decoder_parity.py": 60},
+    "jax": {"test_lora_ppo_detox.py": 138, "test_ppo.py": 133, "test_chat_sft.py": 130,
+            "test_instruction_tuning.py": 129, "test_seq2seq_qa.py": 89, "test_decoder_parity.py": 88,
+            "test_training.py": 70, "test_learning.py": 70, "test_mlm_domain_adaptation.py": 64,
+            "test_t5_parity.py": 61, "test_causal_lm.py": 60, "test_export.py": 54},
 }
 
 
