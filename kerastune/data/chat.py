@@ -32,9 +32,9 @@ from datetime import datetime
 
 import jinja2
 import jinja2.ext
-import numpy as np
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from kerastune.data.causal_lm import tokenize_texts
 from kerastune.errors import KerastuneError
 
 GENERATION_TAG = re.compile(r"\{%-?\s*generation\s*-?%\}")
@@ -211,7 +211,7 @@ class ChatTemplate:
                     for edge in (e for span in spans for e in span if start < e < end):
                         wanted.update((text[start:edge], text[edge:end]))
         plain = sorted(wanted)
-        ids_of = dict(zip(plain, _tokenize(plain, tokenizer, batch_size)))
+        ids_of = dict(zip(plain, tokenize_texts(plain, tokenizer, batch_size)))
         out = []
         for text, spans, segments in work:
             ids, mask = [], []
@@ -257,14 +257,6 @@ def _tracking(env, spans, blocks):
         yield
     finally:
         env.generation_spans, env.rendered_blocks = None, None
-
-
-def _tokenize(texts, tokenizer, batch_size) -> list[list[int]]:
-    ids = []
-    for start in range(0, len(texts), batch_size):
-        out = tokenizer(list(texts[start : start + batch_size]))
-        ids += out.to_list() if hasattr(out, "to_list") else [np.asarray(t).tolist() for t in out]
-    return [[int(t) for t in row] for row in ids]
 
 
 def check_messages(messages, where: str) -> list[dict]:
