@@ -106,14 +106,20 @@ class DistributionConfig:
 
 @dataclasses.dataclass
 class LoraConfig:
+    """PEFT's LoraConfig keys, under PEFT's meanings (models/lora)."""
+
     SECTION: typing.ClassVar[str] = "lora"
-    rank: int
-    alpha: float
-    targets: list[str]  # layer names that get adapters (models/lora.py)
-    adapter: str  # start from a PEFT adapter directory or a kerastune adapters file ("" = fresh adapters)
+    rank: int  # r; 0 = no adapters: every weight trains (where the recipe allows it)
+    alpha: float  # lora_alpha: the update is scaled by alpha / rank (rsLoRA: alpha / sqrt(rank))
+    dropout: float  # lora_dropout, on the adapter's input while training
+    targets: list[str]  # target_modules: module names (q_proj, v_proj, ...; T5: q, v, ...) or "all-linear"
+    target_regex: str  # target_modules as a string: a regex matched against full module names (replaces targets)
+    use_rslora: bool
+    use_dora: bool
+    adapter: str  # start from a PEFT adapter directory (adapter_config.json + adapter_model.safetensors)
 
     def __post_init__(self):
-        _at_least(self, "rank", 1)
+        _at_least(self, "rank", 0)
 
 
 @dataclasses.dataclass
@@ -332,12 +338,12 @@ def build(cls, values: dict):
 
 # The range of a number follows from its key's last part: a rule here covers that key in every recipe.
 AT_LEAST_ONE = {"batch_size", "mini_batch_size", "chunk_size", "max_length", "max_source_length",
-                "max_target_length", "max_new_tokens", "num_beams", "model_parallel_size", "rank", "steps",
+                "max_target_length", "max_new_tokens", "num_beams", "model_parallel_size", "steps",
                 "output_max_length", "trace_top_n", "toxicity_max_new_tokens"}
 POSITIVE = {"learning_rate", "pretrain_learning_rate", "alpha", "kl_target", "cliprange", "cliprange_value",
             "temperature"}
 FRACTIONS = {"test_size", "validation_size"}  # a float one is a share in (0, 1); an int one a row count
-PROBABILITIES = {"value_dropout", "eps", "gamma", "lam", "top_p"}
+PROBABILITIES = {"value_dropout", "dropout", "eps", "gamma", "lam", "top_p"}
 MINIMUM = {"tiny_vocab_size": 300}  # byte-level BPE holds the 256 bytes before any merge
 
 

@@ -42,7 +42,7 @@ from kerastune.metrics.toxicity import ToxicityScorer, improvement_pct, toxicity
 from kerastune.models import load_model, load_recipe_model
 from kerastune.models.labels import save_labels
 from kerastune.models.load import model_kind
-from kerastune.models.lora import enable_lora, import_peft_adapter, load_adapters, parameter_report, save_adapters
+from kerastune.models.lora import adapt, merge_adapters, parameter_report, save_adapters
 from kerastune.rl.evaluation import comparison_table, sampled_toxicity
 from kerastune.rl.loop import run_ppo
 from kerastune.rl.policy import Seq2SeqValuePolicy
@@ -171,6 +171,8 @@ def reward_model_for(reward: RewardConfig, run_dir):
 
 def main(config: Config) -> dict:
     data, lora, ppo, evaluation = config.data, config.lora, config.ppo, config.eval
+    if lora.rank == 0 and not lora.adapter:
+        raise KerastuneError("lora.rank must be >= 1 in lora_ppo_detox: PPO trains the adapters")
     set_seed(config.seed)
     set_precision(config.model.precision)
     run_dir = start_run(config)
@@ -195,15 +197,13 @@ def main(config: Config) -> dict:
         print("Training every weight of the base model on the summaries first (a stand-in for pretraining)")
         fit_summaries(model, tokenizer, train, config, run_dir / "pretrain", config.train.pretrain_epochs,
                       config.train.pretrain_learning_rate)
-    enable_lora(model, lora.rank, lora.alpha, targets=tuple(lora.targets), seed=config.seed)
-    if lora.adapter:
-        (load_adapters if lora.adapter.endswith((".npz", ".json")) else import_peft_adapter)(model, lora.adapter)
+    adapt(model, lora, seed=config.seed)
     print(parameter_report(model))
 
     # Stage 1: the summarization adapter.
     if config.train.epochs > 0:
         metrics.update(summarization_stage(model, tokenizer, train, test, config, run_dir))
-        save_adapters(model, run_dir / "adapters" / "summarization")
+        save_adapters(model, run_dir / "adapters" / "summarization", base_model=config.model.name)
 
     # The PPO trainer: policy + value head; the reference is the same model with adapters off.
     policy = Seq2SeqValuePolicy(model, ppo.value_dropout, ppo.cliprange, ppo.cliprange_value, ppo.vf_coef,
@@ -229,8 +229,9 @@ def main(config: Config) -> dict:
     print(f"toxicity [mean, std] after detox: [{tox_after['mean']:.6f}, {tox_after['std']:.6f}]")
     table = comparison_table(compare_prompts, responses_before, trainer.respond(compare_prompts), scorer)
     table.to_csv(run_dir / "compare.csv", index=False)
-    save_adapters(model, run_dir / "adapters" / "detox")
-    model.save_to_preset(str(run_dir / "model"))  # Keras merges the adapters into the kernels here
+    save_adapters(model, run_dir / "adapters" / "detox", base_model=config.model.name)
+    merge_adapters(model)  # the saved model is a plain one, the adapters in its kernels
+    model.save_to_preset(str(run_dir / "model"))
 
     metrics.update(
         toxicity_before_mean=tox_before["mean"], toxicity_before_std=tox_before["std"],

@@ -1,4 +1,4 @@
-"""LoRA on T5: PEFT's parameter count, PEFT adapters imported with the same logits, save/load, merge, on/off."""
+"""LoRA on T5: PEFT's parameter count, PEFT adapters loaded with the same logits and saved for PEFT, merge, on/off."""
 
 import keras_hub
 import numpy as np
@@ -13,9 +13,9 @@ from kerastune.models.lora import (
     adapters_disabled,
     count_parameters,
     enable_lora,
-    import_peft_adapter,
     load_adapters,
     lora_layers,
+    merge_adapters,
     parameter_report,
     save_adapters,
 )
@@ -39,7 +39,9 @@ def test_flan_t5_base_shaped_lora_r32_on_q_and_v_trains_peft_count():
     trainable, total = count_parameters(backbone)
     assert trainable == 3_538_944  # PEFT's print_trainable_parameters for flan-t5-base, r=32, ["q", "v"]
     assert "trainable model parameters: 3538944" in parameter_report(backbone)
-    with pytest.raises(KerastuneError, match="nothing to adapt"):
+    assert list(lora_layers(backbone))[:2] == ["encoder.block.0.layer.0.SelfAttention.q",
+                                               "encoder.block.0.layer.0.SelfAttention.v"]
+    with pytest.raises(KerastuneError, match="no module named q_proj"):
         enable_lora(backbone, rank=4, targets=("q_proj",))
 
 
@@ -71,7 +73,7 @@ def peft_adapter(tmp_path_factory, spiece_proto):
 def test_peft_adapter_gives_the_same_logits_and_switches_off(peft_adapter):
     path, adapted, plain = peft_adapter
     model = kerastune.load_model(str(path / "base"))
-    import_peft_adapter(model, path / "adapter")
+    load_adapters(model, path / "adapter")
     assert len(lora_layers(model)) == 2 * 3 * 2  # 2 layers: encoder self, decoder self + cross; q and v
     assert np.abs(np.asarray(model(inputs())) - adapted).max() <= 1e-4
     with adapters_disabled(model):
@@ -80,18 +82,32 @@ def test_peft_adapter_gives_the_same_logits_and_switches_off(peft_adapter):
 
 
 def test_adapters_save_load_and_merge(peft_adapter, tmp_path):
+    from peft import PeftModel
+    from transformers import T5ForConditionalGeneration
+
     path, adapted, _ = peft_adapter
     model = kerastune.load_model(str(path / "base"))
-    import_peft_adapter(model, path / "adapter")
+    load_adapters(model, path / "adapter")
+    for layer in lora_layers(model).values():  # move the adapter, so the round trip carries kerastune's weights
+        layer.lora_a.assign(np.asarray(layer.lora_a) * 1.5)
+    ours = np.asarray(model(inputs()))
     saved = save_adapters(model, tmp_path / "adapters")
-    assert saved.stat().st_size < 200_000  # the adapters alone, not the model
+    assert (saved / "adapter_model.safetensors").stat().st_size < 200_000  # the adapters alone, not the model
 
     fresh = kerastune.load_model(str(path / "base"))
     load_adapters(fresh, tmp_path / "adapters")
-    assert np.abs(np.asarray(fresh(inputs())) - adapted).max() <= 1e-4
+    assert np.abs(np.asarray(fresh(inputs())) - ours).max() <= 1e-5
+    peft_model = PeftModel.from_pretrained(T5ForConditionalGeneration.from_pretrained(str(path / "base")),
+                                           str(saved)).eval()
+    x = {k: torch.tensor(v, dtype=torch.long) for k, v in zip(
+        ("input_ids", "attention_mask", "decoder_input_ids"), (IDS, (IDS != 0), DECODER))}
+    with torch.no_grad():
+        assert np.abs(peft_model(**x).logits.numpy() - ours).max() <= 1e-4
 
-    # Saving a LoRA model writes merged kernels: the preset is a plain model with the adapted outputs.
+    # Merged, the model is a plain one with the adapted outputs, and saves as a plain preset.
+    assert merge_adapters(model) == 12 and not lora_layers(model)
+    assert np.abs(np.asarray(model(inputs())) - ours).max() <= 1e-4  # float rounding of W + s A B
     model.save_to_preset(str(tmp_path / "merged"))
     merged = kerastune.load_model(str(tmp_path / "merged"))
     assert not lora_layers(merged)
-    assert np.abs(np.asarray(merged(inputs())) - np.asarray(model(inputs()))).max() <= 1e-5
+    assert np.abs(np.asarray(merged(inputs())) - ours).max() <= 1e-4

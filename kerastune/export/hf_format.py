@@ -10,32 +10,12 @@ the other causal LMs go through keras-hub's exporters.
 import json
 from pathlib import Path
 
-import numpy as np
-
 from kerastune.errors import KerastuneError
 from kerastune.models import model_kind
 from kerastune.models.gpt2 import convert as gpt2_convert
 from kerastune.models.gpt2.tokenizer import END_OF_TEXT, write_vocabulary
 from kerastune.models.t5.convert import backbone_to_hf_weights, hf_config
-
-
-def _write_safetensors(path: Path, tensors: dict):
-    """float32 tensors in the safetensors layout (JSON header, then raw little-endian bytes)."""
-    header, offset, blobs = {}, 0, []
-    for name in sorted(tensors):
-        data = np.ascontiguousarray(tensors[name], dtype="<f4").tobytes()
-        shape = list(tensors[name].shape)
-        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + len(data)]}
-        offset += len(data)
-        blobs.append(data)
-    header["__metadata__"] = {"format": "pt"}
-    encoded = json.dumps(header, separators=(",", ":")).encode()
-    encoded += b" " * (-len(encoded) % 8)
-    with open(path, "wb") as f:
-        f.write(len(encoded).to_bytes(8, "little"))
-        f.write(encoded)
-        for blob in blobs:
-            f.write(blob)
+from kerastune.weights.safetensors_file import write_safetensors_file
 
 
 def export_hf(model, out_dir) -> Path:
@@ -50,7 +30,7 @@ def export_hf(model, out_dir) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     backbone = model.backbone
     (out_dir / "config.json").write_text(json.dumps(hf_config(backbone), indent=2))
-    _write_safetensors(out_dir / "model.safetensors", backbone_to_hf_weights(backbone))
+    write_safetensors_file(out_dir / "model.safetensors", backbone_to_hf_weights(backbone))
     tokenizer = model.preprocessor.tokenizer
     proto = tokenizer.proto
     proto = proto if isinstance(proto, bytes) else Path(proto).read_bytes()
@@ -87,7 +67,7 @@ def _export_gpt2(model, out_dir: Path) -> Path:
     tokenizer = model.preprocessor.tokenizer
     config = gpt2_convert.hf_config(model.backbone, int(tokenizer.end_token_id))
     (out_dir / "config.json").write_text(json.dumps(config, indent=2))
-    _write_safetensors(out_dir / "model.safetensors", gpt2_convert.backbone_to_hf_weights(model.backbone))
+    write_safetensors_file(out_dir / "model.safetensors", gpt2_convert.backbone_to_hf_weights(model.backbone))
     write_vocabulary(tokenizer.vocabulary, tokenizer.merges, out_dir)
     (out_dir / "tokenizer_config.json").write_text(json.dumps({
         "tokenizer_class": "GPT2Tokenizer", "bos_token": END_OF_TEXT, "eos_token": END_OF_TEXT,

@@ -55,3 +55,22 @@ def read_safetensors_file(path) -> dict[str, np.ndarray]:
             raise KerastuneError(f"{path} is truncated: tensor {name} ends past the end of the file")
         tensors[name] = mapped[body + start : body + end].view(DTYPES[info["dtype"]]).reshape(info["shape"])
     return tensors
+
+
+def write_safetensors_file(path, tensors: dict):
+    """float32 tensors in the safetensors layout (JSON header, then raw little-endian bytes)."""
+    header, offset, blobs = {}, 0, []
+    for name in sorted(tensors):
+        data = np.ascontiguousarray(tensors[name], dtype="<f4").tobytes()
+        shape = list(tensors[name].shape)
+        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + len(data)]}
+        offset += len(data)
+        blobs.append(data)
+    header["__metadata__"] = {"format": "pt"}
+    encoded = json.dumps(header, separators=(",", ":")).encode()
+    encoded += b" " * (-len(encoded) % 8)
+    with open(path, "wb") as f:
+        f.write(len(encoded).to_bytes(8, "little"))
+        f.write(encoded)
+        for blob in blobs:
+            f.write(blob)

@@ -17,7 +17,8 @@ def check_detox_run(run_dir, ppo_steps: int, compare_samples: int):
         assert np.isfinite(metrics[name]), name
     assert 0.0 <= metrics["toxicity_before_mean"] <= 1.0 and metrics["ppo_steps"] == ppo_steps
     for name in ("history.csv", "plots/objective_kl.png", "plots/ppo_mean_scores.png", "tensorboard/ppo",
-                 "adapters/summarization.npz", "adapters/detox.npz", "summarization/history.csv",
+                 "adapters/summarization/adapter_model.safetensors", "adapters/detox/adapter_config.json",
+                 "summarization/history.csv",
                  f"checkpoints/ppo-{ppo_steps:04d}/manifest.json"):
         assert (run_dir / name).exists(), name
     with open(run_dir / "compare.csv") as f:

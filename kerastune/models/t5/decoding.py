@@ -21,6 +21,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from kerastune.models.lora.layer import LoraAdapted
+
 NEG_INF = -1.0e9
 
 
@@ -111,18 +113,26 @@ def project(x, *layers):
 
     At decoding's few rows a matmul's fixed cost outweighs its FLOPs (XLA on CPU:
     about 0.4 ms for any of a T5-small step's products), so fewer, wider products
-    are faster. Each layer's kernel is its own (LoRA included) in its compute dtype.
+    are faster. Each layer's kernel is its own (its LoRA adapter folded in) in its compute dtype.
     """
-    if len(layers) == 1 or any(layer.quantization_mode for layer in layers):
+    dense = [layer.base if isinstance(layer, LoraAdapted) else layer for layer in layers]
+    if len(layers) == 1 or any(layer.quantization_mode for layer in dense):
         return [layer(x) for layer in layers]
-    kernel = ops.concatenate([ops.cast(layer.kernel, layer.compute_dtype) for layer in layers], axis=-1)
-    splits = np.cumsum([layer.units for layer in layers])[:-1]
+    kernel = ops.concatenate([ops.cast(_kernel(layer), layer.compute_dtype) for layer in layers], axis=-1)
+    splits = np.cumsum([layer.units for layer in dense])[:-1]
     parts = ops.split(ops.matmul(ops.cast(x, kernel.dtype), kernel), splits, axis=-1)
     outputs = []
-    for layer, part in zip(layers, parts):
+    for layer, part in zip(dense, parts):
         part = part if layer.bias is None else part + ops.cast(layer.bias, part.dtype)
         outputs.append(layer.activation(part))
     return outputs
+
+
+def _kernel(layer):
+    """A Dense layer's kernel, with its LoRA adapter folded in when it has one that is on."""
+    if isinstance(layer, LoraAdapted):
+        return layer.merged_kernel() if layer.enabled else layer.base.kernel
+    return layer.kernel
 
 
 def _attend(query, keys, values, bias):
