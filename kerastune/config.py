@@ -23,7 +23,8 @@ from pathlib import Path
 from kerastune.errors import KerastuneError
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-DISTRIBUTIONS = ("none", "data_parallel", "model_parallel", "tpu")  # see runtime.distribution_scope
+DISTRIBUTIONS = ("none", "data_parallel", "model_parallel", "tpu")
+QUANTIZE_MODES = ("", "int8", "int4")  # Keras's quantizers  # see runtime.distribution_scope
 
 
 def _at_least(section, key: str, minimum: int):
@@ -117,9 +118,17 @@ class LoraConfig:
     use_rslora: bool
     use_dora: bool
     adapter: str  # start from a PEFT adapter directory (adapter_config.json + adapter_model.safetensors)
+    quantize: str  # "" | int8 | int4: the frozen base's projections quantized under the adapters (QLoRA's idea)
 
     def __post_init__(self):
         _at_least(self, "rank", 0)
+        if self.quantize not in QUANTIZE_MODES:
+            raise KerastuneError(f"lora.quantize must be one of {', '.join(map(repr, QUANTIZE_MODES))}, "
+                                 f"got '{self.quantize}'")
+        if self.quantize and self.rank == 0 and not self.adapter:
+            raise KerastuneError("lora.quantize needs adapters to train (lora.rank >= 1): the quantized base is frozen")
+        if self.quantize and self.use_dora:
+            raise KerastuneError("lora.use_dora needs the base kernels in float: it cannot go with lora.quantize")
 
 
 @dataclasses.dataclass

@@ -28,6 +28,7 @@ from kerastune.config import (
     DistributionConfig,
     EvalConfig,
     GenerationConfig,
+    LoraConfig,
     ModelConfig,
     RecipeConfig,
     TrainConfig,
@@ -39,6 +40,7 @@ from kerastune.generation.causal import CausalLMGenerator, start_token_id
 from kerastune.generation.trace import trace
 from kerastune.metrics.perplexity import exp_loss, masked_cross_entropy
 from kerastune.models import load_recipe_model
+from kerastune.models.lora import adapt, merged_for_saving, parameter_report, save_adapters
 from kerastune.runtime import set_precision, set_seed
 from kerastune.training import BestMetric, count_batches, create_optimizer, fit, without_preprocessor
 from kerastune.training.run_dir import start_run, write_metrics
@@ -69,6 +71,7 @@ class Generation(GenerationConfig):
 @dataclasses.dataclass
 class Config(RecipeConfig):
     model: ModelConfig
+    lora: LoraConfig
     data: Data
     train: TrainConfig
     eval: EvalConfig
@@ -137,9 +140,15 @@ def main(config: Config) -> dict:
         raise KerastuneError(f"no non-empty text in column(s) {', '.join(data.text_columns)} of one split")
 
     # The model, and the texts as next-token examples.
-    model = load_recipe_model(RECIPE, config.model.name, "causal_lm", texts=train_texts,
-                              vocab_size=config.model.tiny_vocab_size, sequence_length=data.max_length,
-                              revision=config.model.revision)
+    def load_base():
+        return load_recipe_model(RECIPE, config.model.name, "causal_lm", texts=train_texts,
+                                 vocab_size=config.model.tiny_vocab_size, sequence_length=data.max_length,
+                                 revision=config.model.revision)
+
+    model = load_base()
+    adapted = adapt(model, config.lora, seed=config.seed)  # LoRA: only adapters train (on a quantized base)
+    if adapted:
+        print(parameter_report(model))
     tokenizer = model.preprocessor.tokenizer
     max_length = min(data.max_length, getattr(model.backbone, "max_sequence_length", None) or data.max_length)
     eos, start = int(tokenizer.end_token_id), start_token_id(model)  # start: None for GPT-2
@@ -178,6 +187,9 @@ def main(config: Config) -> dict:
     generations = {name: {"before": before[name], "after": after[name]} for name in before}
     (run_dir / "generations.json").write_text(json.dumps(generations, indent=2, ensure_ascii=False) + "\n")
 
+    if adapted:  # the adapters alone (PEFT's files), and the model with them merged
+        save_adapters(model, run_dir / "adapters", base_model=config.model.name)
+        model = merged_for_saving(model, run_dir / "adapters", load_base)
     model.save_to_preset(str(run_dir / "model"))
     metrics = write_metrics(run_dir, config, {
         "eval_loss_before": loss_before, "perplexity_before": exp_loss(loss_before),

@@ -30,6 +30,7 @@ from kerastune.config import (
     DistributionConfig,
     EvalConfig,
     GenerationConfig,
+    LoraConfig,
     ModelConfig,
     RecipeConfig,
     TrainConfig,
@@ -43,6 +44,7 @@ from kerastune.generation.chat import answer, chat_generator
 from kerastune.metrics.perplexity import exp_loss, masked_cross_entropy
 from kerastune.models import load_recipe_model
 from kerastune.models.chat_templates import load_chat_template, save_chat_template
+from kerastune.models.lora import adapt, merged_for_saving, parameter_report, save_adapters
 from kerastune.models.packed import PackedCausalLM, check_packing
 from kerastune.runtime import set_precision, set_seed
 from kerastune.training import BestMetric, count_batches, create_optimizer, fit, without_preprocessor
@@ -84,6 +86,7 @@ class Generation(GenerationConfig):
 @dataclasses.dataclass
 class Config(RecipeConfig):
     model: ModelConfig
+    lora: LoraConfig
     data: Data
     chat: Chat
     train: TrainConfig
@@ -151,9 +154,15 @@ def main(config: Config) -> dict:
 
     # The model and its chat template; the conversations as tokens and loss masks.
     texts = [m["content"] for c in train_chats for m in c if isinstance(m.get("content"), str)]
-    model = load_recipe_model(RECIPE, config.model.name, "causal_lm", texts=texts,
-                              vocab_size=config.model.tiny_vocab_size, sequence_length=data.max_length,
-                              revision=config.model.revision)
+    def load_base():
+        return load_recipe_model(RECIPE, config.model.name, "causal_lm", texts=texts,
+                                 vocab_size=config.model.tiny_vocab_size, sequence_length=data.max_length,
+                                 revision=config.model.revision)
+
+    model = load_base()
+    adapted = adapt(model, config.lora, seed=config.seed)  # LoRA: only adapters train (on a quantized base)
+    if adapted:
+        print(parameter_report(model))
     tokenizer = model.preprocessor.tokenizer
     chat = load_chat_template(config.model.name, model, config.model.revision, config.chat.template)
     if data.pack:
@@ -210,6 +219,9 @@ def main(config: Config) -> dict:
         del item["answer"]
     (run_dir / "answers.json").write_text(json.dumps(answers, indent=2, ensure_ascii=False) + "\n")
 
+    if adapted:  # the adapters alone (PEFT's files), and the model with them merged
+        save_adapters(model, run_dir / "adapters", base_model=config.model.name)
+        model = merged_for_saving(model, run_dir / "adapters", load_base)
     model.save_to_preset(str(run_dir / "model"))
     save_chat_template(run_dir / "model", chat)
     metrics = write_metrics(run_dir, config, {

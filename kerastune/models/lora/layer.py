@@ -22,6 +22,13 @@ import numpy as np
 from keras import ops
 
 
+def _float_policy(policy):
+    """The base's dtype policy without its quantization: the adapter computes and keeps its factors in float."""
+    if policy.compute_dtype == policy.variable_dtype:
+        return keras.DTypePolicy(policy.variable_dtype)
+    return keras.DTypePolicy(f"mixed_{policy.compute_dtype}")
+
+
 class KernelAxes:
     """How a Dense / EinsumDense kernel splits into input and output axes, and its (inputs, outputs) matrix."""
 
@@ -59,7 +66,7 @@ class LoraAdapted(keras.layers.Layer):
 
     def __init__(self, base, rank: int, alpha: float, dropout: float = 0.0, rslora: bool = False,
                  dora: bool = False, seed: int = 0, **kwargs):
-        super().__init__(name=f"{base.name}_lora", dtype=base.dtype_policy, **kwargs)
+        super().__init__(name=f"{base.name}_lora", dtype=_float_policy(base.dtype_policy), **kwargs)
         self.base = base
         self.rank, self.alpha, self.rslora, self.dora = rank, alpha, rslora, dora
         self.scale = alpha / math.sqrt(rank) if rslora else alpha / rank
