@@ -75,6 +75,26 @@ def test_prompt_completion_pairs_and_loss_on_every_token(tmp_path):
     assert metrics["eval_loss_after"] < metrics["eval_loss_before"]
 
 
+@pytest.mark.slow
+def test_qlora_int4_trains_adapters_and_saves_them_for_peft_and_merged(tmp_path, capsys):
+    """LoRA on every projection of an int4-quantized tiny-qwen (QLoRA's idea): only the adapters train, the loss
+    falls, the adapters are saved as PEFT files, and the saved model is the float base with them merged."""
+    run_dir = tmp_path / "run"
+    assert main(["run", str(DEMO), "--set", f"output_dir={run_dir}", "epochs=2", "num_prompts=1", "max_new_tokens=4",
+                 "lora.rank=8", "lora.alpha=16", 'lora.targets=["all-linear"]', "lora.quantize=int4"]) == 0
+    out = capsys.readouterr().out
+    trainable = int(out.split("trainable model parameters: ")[1].split()[0])
+    # tiny-qwen: 2 layers x (q, o: 128 -> 128; k, v: 128 -> 64; gate, up: 128 -> 256; down: 256 -> 128), rank 8
+    assert trainable == 2 * 8 * ((128 + 128) * 2 + (128 + 64) * 2 + (128 + 256) * 3)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["eval_loss_after"] < metrics["eval_loss_before"] - 0.2, metrics
+    config = json.loads((run_dir / "adapters" / "adapter_config.json").read_text())
+    assert (config["r"], config["lora_alpha"], config["task_type"]) == (8, 16.0, "CAUSAL_LM")
+    assert sorted(config["target_modules"]) == ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj",
+                                                "v_proj"]
+    assert main(["generate", str(run_dir), "--chat", "How much is the backpack?"]) == 0  # the merged float model
+
+
 def test_bad_chat_data_gets_one_line(tmp_path, capsys):
     write_jsonl(tmp_path / "no_columns.jsonl", [{"text": "hello"}] * 20)
     check(["run", str(DEMO), "--set", f"dataset={tmp_path / 'no_columns.jsonl'}", f"output_dir={tmp_path / 'a'}"],

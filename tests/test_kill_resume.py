@@ -22,10 +22,11 @@ RECIPES = {  # recipe -> (settings, the checkpoint counts after which the succes
         "model=tiny-gpt2", f"dataset={DATA / 'products_sample.csv'}", "max_train_samples=96",
         "max_eval_samples=16", "epochs=2", "max_length=48", "max_new_tokens=6", "trace_steps=3", "trace_top_n=2",
         "decoders=greedy"], (1,)),
-    "chat_sft": ([  # packed rows: the packing wrapper's checkpoints resume too
+    "chat_sft": ([  # packed rows and LoRA with dropout: the wrapper's, the adapters' and dropout's state resume
         "model=tiny-llama", f"dataset={DATA / 'chat_sample.jsonl'}", "max_train_samples=96", "max_eval_samples=16",
         "epochs=2", "batch_size=4", "pack=true", "max_length=128", "num_prompts=1", "max_new_tokens=4",
-        "tiny_vocab_size=400"], (1,)),
+        "tiny_vocab_size=400", "lora.rank=8", "lora.dropout=0.1", 'lora.targets=["all-linear"]',
+        "learning_rate=1e-3"], (1,)),
     "mlm_domain_adaptation": ([
         "model=tiny-distilbert", f"dataset={DATA / 'reviews_sample'}", "train_chunks=96", "test_chunks=16",
         "epochs=2", "masking=whole_word"], (1,)),
