@@ -22,7 +22,7 @@ from pathlib import Path
 
 from kerastune.errors import KerastuneError
 
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16", "bfloat16")  # bfloat16: weights too
 DISTRIBUTIONS = ("none", "data_parallel", "model_parallel", "tpu")
 QUANTIZE_MODES = ("", "int8", "int4")  # Keras's quantizers  # see runtime.distribution_scope
 
@@ -71,6 +71,20 @@ class TrainConfig:
     def __post_init__(self):
         _at_least(self, "batch_size", 1)
         _at_least(self, "epochs", self.MIN_EPOCHS)
+
+
+@dataclasses.dataclass
+class LMTrainConfig(TrainConfig):
+    """[train] of the causal-LM recipes, with the memory levers."""
+
+    gradient_accumulation_steps: int  # batches per optimizer update (1: every batch)
+    remat: bool  # each decoder layer's activations recomputed in the backward pass instead of kept
+    loss_chunk_size: int  # 0: whole logits; N: the head and cross-entropy N positions at a time, recomputed
+
+    def __post_init__(self):
+        super().__post_init__()
+        _at_least(self, "gradient_accumulation_steps", 1)
+        _at_least(self, "loss_chunk_size", 0)
 
 
 @dataclasses.dataclass

@@ -28,10 +28,10 @@ from kerastune.config import (
     DistributionConfig,
     EvalConfig,
     GenerationConfig,
+    LMTrainConfig,
     LoraConfig,
     ModelConfig,
     RecipeConfig,
-    TrainConfig,
 )
 from kerastune.data import limit_rows, load_splits, require_columns, require_rows, split_off
 from kerastune.data.causal_lm import causal_lm_dataset, drop_empty, make_examples, tokenize_texts
@@ -40,6 +40,7 @@ from kerastune.generation.causal import CausalLMGenerator, start_token_id
 from kerastune.generation.trace import trace
 from kerastune.metrics.perplexity import exp_loss, masked_cross_entropy
 from kerastune.models import load_recipe_model
+from kerastune.models.causal_training import CausalLMForTraining
 from kerastune.models.lora import adapt, merged_for_saving, parameter_report, save_adapters
 from kerastune.runtime import set_precision, set_seed
 from kerastune.training import BestMetric, count_batches, create_optimizer, fit, without_preprocessor
@@ -73,7 +74,7 @@ class Config(RecipeConfig):
     model: ModelConfig
     lora: LoraConfig
     data: Data
-    train: TrainConfig
+    train: LMTrainConfig
     eval: EvalConfig
     generation: Generation
     distribution: DistributionConfig
@@ -168,15 +169,21 @@ def main(config: Config) -> dict:
     before = show_generations(generators, generation, run_dir, "before")
 
     # Fine-tune, evaluating every epoch; keep the best epoch's weights.
-    optimizer = create_optimizer(train_settings.learning_rate, count_batches(train_ds) * train_settings.epochs,
-                                 train_settings.warmup_steps, train_settings.weight_decay, model)
+    accumulation = train_settings.gradient_accumulation_steps  # batches per update: the schedule counts updates
+    optimizer = create_optimizer(train_settings.learning_rate,
+                                 count_batches(train_ds) * train_settings.epochs // accumulation,
+                                 train_settings.warmup_steps, train_settings.weight_decay, model, accumulation)
     best = BestMetric(run_dir / "best.json", monitor="val_loss", mode="min",
                       weights_path=run_dir / "best.npz")
-    fit(model, train_ds, epochs=train_settings.epochs, run_dir=run_dir, optimizer=optimizer,
+    trainer = model
+    if train_settings.remat or train_settings.loss_chunk_size:  # the memory levers (models/causal_training.py)
+        trainer = CausalLMForTraining(model, remat=train_settings.remat,
+                                      loss_chunk_size=train_settings.loss_chunk_size, max_length=max_length)
+    fit(trainer, train_ds, epochs=train_settings.epochs, run_dir=run_dir, optimizer=optimizer,
         validation_data=eval_ds, callbacks=[best], resume=train_settings.resume,
         keep_checkpoints=train_settings.keep_checkpoints)
-    with without_preprocessor(model):
-        restored = best.restore_weights(model)
+    with without_preprocessor(trainer):
+        restored = best.restore_weights(trainer)
     if restored:
         print(f"Restored the best weights: epoch {best.best()['epoch']} (val_loss {best.best()['value']:.4f})")
 

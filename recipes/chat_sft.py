@@ -30,10 +30,10 @@ from kerastune.config import (
     DistributionConfig,
     EvalConfig,
     GenerationConfig,
+    LMTrainConfig,
     LoraConfig,
     ModelConfig,
     RecipeConfig,
-    TrainConfig,
 )
 from kerastune.data import limit_rows, load_splits, require_rows, split_off
 from kerastune.data.causal_lm import causal_lm_dataset
@@ -43,9 +43,9 @@ from kerastune.errors import KerastuneError
 from kerastune.generation.chat import answer, chat_generator
 from kerastune.metrics.perplexity import exp_loss, masked_cross_entropy
 from kerastune.models import load_recipe_model
+from kerastune.models.causal_training import CausalLMForTraining, check_packing
 from kerastune.models.chat_templates import load_chat_template, save_chat_template
 from kerastune.models.lora import adapt, merged_for_saving, parameter_report, save_adapters
-from kerastune.models.packed import PackedCausalLM, check_packing
 from kerastune.runtime import set_precision, set_seed
 from kerastune.training import BestMetric, count_batches, create_optimizer, fit, without_preprocessor
 from kerastune.training.run_dir import start_run, write_metrics
@@ -89,7 +89,7 @@ class Config(RecipeConfig):
     lora: LoraConfig
     data: Data
     chat: Chat
-    train: TrainConfig
+    train: LMTrainConfig
     eval: EvalConfig
     generation: Generation
     distribution: DistributionConfig
@@ -175,17 +175,19 @@ def main(config: Config) -> dict:
           f"{train_cut + eval_cut} cut at max_length, {train_dropped + eval_dropped} dropped (no label left)")
     if not train_ids or not eval_ids:
         raise KerastuneError("no conversation has an assistant token to learn within max_length in one split")
-    if data.pack:  # rows of whole conversations; attention and labels stay inside each (models/packed.py)
+    if data.pack:  # rows of whole conversations; attention and labels stay inside each (models/causal_training.py)
         rows, row_masks, segments = pack(train_ids, train_masks, max_length)
         print(f"packed the {len(train_ids)} train sequences into {len(rows)} rows")
         train_ds = packed_dataset(rows, row_masks, segments, train_settings.batch_size, max_length, seed=config.seed,
                                   static_shapes=data.static_shapes)
-        trainer = PackedCausalLM(model)
     else:
         train_ds = causal_lm_dataset(train_ids, train_settings.batch_size, max_length, seed=config.seed,
                                      static_shapes=data.static_shapes, loss_masks=train_masks)
-        trainer = model
     eval_ds = causal_lm_dataset(eval_ids, config.eval.batch_size, max_length, shuffle=False, loss_masks=eval_masks)
+    trainer = model
+    if data.pack or train_settings.remat or train_settings.loss_chunk_size:  # models/causal_training.py
+        trainer = CausalLMForTraining(model, packed=data.pack, remat=train_settings.remat,
+                                      loss_chunk_size=train_settings.loss_chunk_size, max_length=max_length)
 
     # Before: eval loss on the assistant tokens, and answers to held-out prompts.
     generator = chat_generator(model, chat, max_new_tokens=config.generation.max_new_tokens,
@@ -198,8 +200,10 @@ def main(config: Config) -> dict:
     show_answers(before, "before")
 
     # Fine-tune, evaluating every epoch; keep the best epoch's weights.
-    optimizer = create_optimizer(train_settings.learning_rate, count_batches(train_ds) * train_settings.epochs,
-                                 train_settings.warmup_steps, train_settings.weight_decay, model)
+    accumulation = train_settings.gradient_accumulation_steps  # batches per update: the schedule counts updates
+    optimizer = create_optimizer(train_settings.learning_rate,
+                                 count_batches(train_ds) * train_settings.epochs // accumulation,
+                                 train_settings.warmup_steps, train_settings.weight_decay, model, accumulation)
     best = BestMetric(run_dir / "best.json", monitor="val_loss", mode="min", weights_path=run_dir / "best.npz")
     fit(trainer, train_ds, epochs=train_settings.epochs, run_dir=run_dir, optimizer=optimizer,
         validation_data=eval_ds, callbacks=[best], resume=train_settings.resume,

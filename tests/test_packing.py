@@ -10,7 +10,7 @@ from keras import ops
 import kerastune
 from kerastune.data.packing import pack, packed_dataset
 from kerastune.errors import KerastuneError
-from kerastune.models.packed import PackedCausalLM, check_packing, packed_logits
+from kerastune.models.causal_training import CausalLMForTraining, check_packing, packed_logits
 
 TEXTS = ["Happy to help! The mug costs 12 euros.", "Can I return the cap?", "The backpack is made of nylon."] * 20
 
@@ -74,7 +74,7 @@ def test_packed_logits_equal_each_example_alone(name):
             np.testing.assert_allclose(packed[i, at[0]: at[-1] + 1], alone[0], atol=1e-4, rtol=1e-4)
             checked += 1
     assert checked == len(examples)
-    assert isinstance(PackedCausalLM(model), PackedCausalLM)
+    assert isinstance(CausalLMForTraining(model, packed=True), CausalLMForTraining)
 
 
 @pytest.mark.parametrize("name", ["tiny-gemma", "tiny-gpt2"])

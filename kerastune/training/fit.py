@@ -78,7 +78,8 @@ def count_batches(dataset) -> int:
 
 
 def compile_for_training(model, optimizer):
-    model.compile(optimizer=optimizer, loss=token_loss(), weighted_metrics=token_metrics())
+    metrics = token_metrics() if getattr(model, "reports_token_accuracy", True) else None
+    model.compile(optimizer=optimizer, loss=token_loss(), weighted_metrics=metrics)
     # Built here, eagerly: built inside the first traced train step, the optimizer's variables make
     # tf.function trace that step twice. With Adam for no decay (optimizer.py), T5-small's first
     # step went from 60 s to 29 s on 2 CPU cores.
