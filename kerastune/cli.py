@@ -139,6 +139,11 @@ def cmd_bench(args):
     """kerastune against transformers + PyTorch: the repository's benchmarks/ folder (not part of the package)."""
     at_least_one(args, "repeats")
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    if args.memory:  # the memory levers' table (benchmarks/memory.py), one Keras backend
+        from benchmarks.memory import run_memory_table
+
+        run_memory_table(args.output_dir, quick=args.quick, backend=args.backends[0])
+        return
     from benchmarks import run_bench
 
     command = "kerastune bench" + (" --quick" if args.quick else "")
@@ -229,6 +234,9 @@ def build_parser():
     bench.add_argument("--reuse", action="store_true",
                        help="keep what a run of the same size already measured in OUTPUT_DIR/work (marked as "
                        "reused: not alternated with the rest)")
+    bench.add_argument("--memory", action="store_true",
+                       help="instead: peak memory, tokens/s and eval loss of a ~0.5B Qwen under each memory lever, "
+                       "LoRA and int8 / int4 + LoRA (on the first of --backends)")
     bench.set_defaults(func=cmd_bench)
     return parser
 

@@ -53,9 +53,19 @@ def _embedding(backbone) -> str:
 
 
 def check_remat(causal_lm):
-    if not _embedding(causal_lm.backbone):
-        raise KerastuneError(f"train.remat has no layer-by-layer pass for {type(causal_lm.backbone).__name__} "
+    """Raise a one-line error unless the decoder layers can be rematerialized: kerastune must know the
+    backbone's embedding, and no dropout may run inside the layers (a recomputed layer would draw other masks
+    than the forward pass did: wrong gradients on TensorFlow, an error on JAX)."""
+    backbone = causal_lm.backbone
+    if not _embedding(backbone):
+        raise KerastuneError(f"train.remat has no layer-by-layer pass for {type(backbone).__name__} "
                              "(Llama, Qwen, Qwen3, Mistral, Gemma, GPT-2 have): set train.remat = false")
+    dropout = max((layer.rate for block in backbone.transformer_layers for layer in block._flatten_layers()
+                   if isinstance(layer, keras.layers.Dropout)), default=0.0)
+    if dropout > 0:
+        raise KerastuneError(f"train.remat needs decoder layers without dropout (this model's or LoRA's), and "
+                             f"{type(backbone).__name__}'s have dropout {dropout}: set train.remat = false or "
+                             "lora.dropout = 0")
 
 
 def _embed(backbone, token_ids, training):
@@ -102,13 +112,19 @@ def packed_logits(causal_lm, token_ids, segment_ids, training=False):
 
 def chunked_cross_entropy(causal_lm, hidden, labels, weights, chunk_size: int, max_length: int):
     """The recipes' token loss (mean cross-entropy over the weighted tokens) from the final hidden states, the
-    logits made `chunk_size` positions at a time, each chunk rematerialized."""
+    logits made `chunk_size` positions at a time, each chunk rematerialized. The head's (hidden, vocabulary)
+    kernel is made once and passed in: made inside, each chunk would hold a transposed copy of a tied head."""
+    head = causal_lm.backbone.token_embedding
+    kernel = ops.transpose(head.embeddings) if head.tie_weights else head.reverse_embeddings
     weights = ops.cast(weights, "float32")
 
     @keras.remat
-    def chunk_loss(chunk_hidden, chunk_labels, chunk_weights):
-        logits = ops.cast(head_logits(causal_lm, chunk_hidden), "float32")
-        losses = keras.losses.sparse_categorical_crossentropy(chunk_labels, logits, from_logits=True)
+    def chunk_loss(chunk_hidden, head_kernel, chunk_labels, chunk_weights):
+        logits = ops.matmul(chunk_hidden, ops.cast(head_kernel, chunk_hidden.dtype))
+        if head.logit_soft_cap is not None:  # Gemma 2's cap, as the head applies it
+            logits = ops.tanh(logits / head.logit_soft_cap) * head.logit_soft_cap
+        losses = keras.losses.sparse_categorical_crossentropy(chunk_labels, ops.cast(logits, "float32"),
+                                                              from_logits=True)
         return ops.sum(losses * chunk_weights)
 
     # Chunks up to the longest a batch can be: with bucketed batches the traced length can be unknown, and a
@@ -116,7 +132,7 @@ def chunked_cross_entropy(causal_lm, hidden, labels, weights, chunk_size: int, m
     total = 0.0
     for start in range(0, hidden.shape[1] or max_length, chunk_size):
         end = start + chunk_size
-        total = total + chunk_loss(hidden[:, start:end], labels[:, start:end], weights[:, start:end])
+        total = total + chunk_loss(hidden[:, start:end], kernel, labels[:, start:end], weights[:, start:end])
     return total / ops.maximum(ops.sum(weights), 1.0)
 
 
