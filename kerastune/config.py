@@ -23,8 +23,8 @@ from pathlib import Path
 from kerastune.errors import KerastuneError
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16", "bfloat16")  # bfloat16: weights too
-DISTRIBUTIONS = ("none", "data_parallel", "model_parallel", "tpu")
-QUANTIZE_MODES = ("", "int8", "int4")  # Keras's quantizers  # see runtime.distribution_scope
+DISTRIBUTIONS = ("none", "data_parallel", "model_parallel", "tpu")  # see runtime.distribution_scope
+QUANTIZE_MODES = ("", "int8", "int4")  # Keras's quantizers
 
 
 def _at_least(section, key: str, minimum: int):

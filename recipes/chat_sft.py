@@ -154,6 +154,7 @@ def main(config: Config) -> dict:
 
     # The model and its chat template; the conversations as tokens and loss masks.
     texts = [m["content"] for c in train_chats for m in c if isinstance(m.get("content"), str)]
+
     def load_base():
         return load_recipe_model(RECIPE, config.model.name, "causal_lm", texts=texts,
                                  vocab_size=config.model.tiny_vocab_size, sequence_length=data.max_length,

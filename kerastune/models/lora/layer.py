@@ -21,6 +21,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from kerastune.errors import KerastuneError
+
 
 def _float_policy(policy):
     """The base's dtype policy without its quantization: the adapter computes and keeps its factors in float."""
@@ -41,7 +43,8 @@ class KernelAxes:
         self.outputs = "".join(c for c in out if c in kernel)
         if (not x.endswith(self.inputs) or not out.endswith(self.outputs)
                 or sorted(self.inputs + self.outputs) != sorted(kernel)):
-            raise ValueError(f"{layer.name}: LoRA needs a kernel of input and output axes only, got {layer.equation}")
+            raise KerastuneError(f"{layer.name}: LoRA needs a kernel of input and output axes only, "
+                                 f"not {layer.equation}")
         self.kernel = kernel
         sizes = dict(zip(kernel, layer.kernel.shape))
         self.input_shape = tuple(sizes[c] for c in self.inputs)

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from kerastune.errors import KerastuneError
-from kerastune.models.lora.targets import enable_lora, family, lora_layers, targets
+from kerastune.models.lora.targets import ALL_LINEAR, enable_lora, family, lora_layers, targets
 from kerastune.weights.safetensors_file import read_safetensors_file, write_safetensors_file
 
 PREFIX = "base_model.model."
@@ -83,9 +83,9 @@ def load_adapters(model, directory, seed: int = 0):
     directory = Path(directory)
     config = read_adapter_config(directory)
     if not lora_layers(model):
-        modules = config["target_modules"]
-        regex = modules if isinstance(modules, str) else ""
-        names = () if regex else tuple(modules)
+        modules = config["target_modules"]  # names, or PEFT's string form: "all-linear" or a regex
+        regex = modules if isinstance(modules, str) and modules != ALL_LINEAR else ""
+        names = (ALL_LINEAR,) if modules == ALL_LINEAR else () if regex else tuple(modules)
         enable_lora(model, config["r"], config["lora_alpha"], names, regex, dropout=config.get("lora_dropout", 0.0),
                     rslora=config.get("use_rslora", False), dora=config.get("use_dora", False), seed=seed)
     weights_file = directory / "adapter_model.safetensors"

@@ -81,10 +81,12 @@ def targets(model) -> list[Target]:
                            else (("wi", "input_projector"),)) + (("wo", "output_projector"),)]
         return found
     for i, block in enumerate(backbone.transformer_layers):
-        attention = next(getattr(block, a) for a in ("_self_attention_layer", "attention", "self_attn")
-                         if hasattr(block, a))
+        attention = next((getattr(block, a) for a in ("_self_attention_layer", "attention", "self_attn")
+                          if hasattr(block, a)), None)
         mlp = getattr(block, "mlp", block)
         for parent, where, table in ((attention, "self_attn", CAUSAL_ATTENTION), (mlp, "mlp", CAUSAL_MLP)):
+            if parent is None:
+                continue
             for module, attributes in table.items():
                 attribute = next((a for a in attributes if getattr(parent, a, None) is not None), None)
                 if attribute is not None:
