@@ -3,8 +3,8 @@
 transformers loads the directory with `AutoModelForSeq2SeqLM` (T5) or
 `AutoModelForCausalLM` (GPT-2, Llama, Qwen, Gemma, Mistral) and
 `AutoTokenizer.from_pretrained`, so a model fine-tuned in kerastune goes back
-to the PyTorch ecosystem unchanged. T5 and GPT-2 are kerastune's own writers;
-the other causal LMs go through keras-hub's exporters.
+to the PyTorch ecosystem unchanged. T5, GPT-2 and Gemma (1 and 2) are kerastune's
+own writers; the other causal LMs go through keras-hub's exporters.
 """
 
 import json
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from kerastune.errors import KerastuneError
 from kerastune.models import model_kind
+from kerastune.models.gemma import convert as gemma_convert
 from kerastune.models.gpt2 import convert as gpt2_convert
 from kerastune.models.gpt2.tokenizer import END_OF_TEXT, write_vocabulary
 from kerastune.models.t5.convert import backbone_to_hf_weights, hf_config
@@ -23,6 +24,8 @@ def export_hf(model, out_dir) -> Path:
     out_dir = Path(out_dir)
     if model_kind(model) == "causal_lm" and type(model.backbone).__name__ == "GPT2Backbone":
         return _export_gpt2(model, out_dir)
+    if model_kind(model) == "causal_lm" and type(model.backbone).__name__ == "GemmaBackbone":
+        return _export_gemma(model, out_dir)
     if model_kind(model) == "causal_lm":
         return _export_with_keras_hub(model, out_dir)
     if model_kind(model) != "seq2seq":
@@ -44,7 +47,7 @@ def export_hf(model, out_dir) -> Path:
 
 
 def _export_with_keras_hub(model, out_dir: Path) -> Path:
-    """Llama 3, Qwen, Gemma, Mistral, ...: keras-hub's exporter (config, safetensors, tokenizer files)."""
+    """Llama 3, Qwen, Mistral, ...: keras-hub's exporter (config, safetensors, tokenizer files)."""
     from keras_hub.src.utils.transformers.export.hf_exporter import MODEL_EXPORTERS, export_to_safetensors
 
     backbone = model.backbone
@@ -52,13 +55,21 @@ def _export_with_keras_hub(model, out_dir: Path) -> Path:
     if family not in MODEL_EXPORTERS:
         raise KerastuneError(f"HF export: keras-hub has no exporter for {family} "
                              f"(it has {', '.join(sorted(MODEL_EXPORTERS))})")
-    if family == "GemmaBackbone" and (backbone.num_key_value_heads != 1 or backbone.use_post_ffw_norm):
-        # keras-hub's Gemma exporter writes Gemma 1 with one key/value head: anything else would reload wrong
-        raise KerastuneError("HF export: keras-hub's Gemma exporter writes Gemma 1 with one key/value head only; "
-                             f"this Gemma has {backbone.num_key_value_heads} key/value heads"
-                             + (" and Gemma 2's extra norms" if backbone.use_post_ffw_norm else ""))
     out_dir.mkdir(parents=True, exist_ok=True)
     export_to_safetensors(model, str(out_dir))
+    return out_dir
+
+
+def _export_gemma(model, out_dir: Path) -> Path:
+    """Gemma and Gemma 2, any number of key/value heads (keras-hub's exporter writes Gemma 1 with one)."""
+    from keras_hub.src.utils.transformers.export.gemma import get_gemma_tokenizer_config
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = model.preprocessor.tokenizer
+    (out_dir / "config.json").write_text(json.dumps(gemma_convert.hf_config(model.backbone, tokenizer), indent=2))
+    write_safetensors_file(out_dir / "model.safetensors", gemma_convert.backbone_to_hf_weights(model.backbone))
+    (out_dir / "tokenizer.model").write_bytes(tokenizer.proto)
+    (out_dir / "tokenizer_config.json").write_text(json.dumps(get_gemma_tokenizer_config(tokenizer), indent=2))
     return out_dir
 
 
