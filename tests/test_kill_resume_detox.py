@@ -1,5 +1,5 @@
-"""lora_ppo_detox killed in its LoRA stages (the summarization adapter, PPO) and rerun each time: the final
-weights and metrics equal an uninterrupted run's (see test_kill_resume)."""
+"""lora_ppo_detox killed in its PPO stage and rerun: the final weights and metrics equal an uninterrupted
+run's (see test_kill_resume)."""
 
 import keras
 import pytest
@@ -20,8 +20,8 @@ def test_detox_killed_in_every_stage_ends_where_an_uninterrupted_run_does(tmp_pa
         f"reward_dataset={tmp_path / 'toxicity.csv'}", "tiny_vocab_size=400", "pretrain_epochs=1", "sft_epochs=1",
         "reward_epochs=1", "ppo_steps=2", "rouge_samples=4", "toxicity_samples=4", "compare_samples=3",
         "output_min_length=4", "output_max_length=8", "toxicity_max_new_tokens=8"]
-    # checkpoints: pretrain epoch-0001 (1), summarization epoch-0001 (2), ppo-0001..2 (3, 4): the kills land in
-    # the summarization adapter's epoch (its LoRA dropout's state included) and in PPO's second step; a kill
-    # inside a plain `fit` stage like pretraining is test_kill_resume.py's
-    whole = check_kills_change_nothing("lora_ppo_detox", settings, (1, 3), tmp_path)
+    # checkpoints: pretrain epoch-0001 (1), summarization epoch-0001 (2), ppo-0001..2 (3, 4): the kill lands in
+    # PPO's second step. A kill inside a `fit` stage with LoRA and dropout, like the summarization adapter's, is
+    # test_kill_resume.py's (chat_sft)
+    whole = check_kills_change_nothing("lora_ppo_detox", settings, (3,), tmp_path)
     check_detox_run(whole, ppo_steps=2, compare_samples=3)  # every stage's outputs (as test_lora_ppo_detox)
