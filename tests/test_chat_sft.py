@@ -81,7 +81,7 @@ def test_qlora_int4_trains_adapters_and_saves_them_for_peft_and_merged(tmp_path,
     falls, the adapters are saved as PEFT files, and the saved model is the float base with them merged."""
     run_dir = tmp_path / "run"
     assert main(["run", str(DEMO), "--set", f"output_dir={run_dir}", "epochs=2", "num_prompts=1", "max_new_tokens=4",
-                 "max_train_samples=160", "learning_rate=5e-3", "lora.rank=8", "lora.alpha=16",
+                 "max_train_samples=96", "learning_rate=5e-3", "lora.rank=8", "lora.alpha=16",
                  'lora.targets=["all-linear"]', "lora.quantize=int4"]) == 0
     out = capsys.readouterr().out
     trainable = int(out.split("trainable model parameters: ")[1].split()[0])
