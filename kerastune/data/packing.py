@@ -4,7 +4,7 @@ Examples are placed longest first, each into the row with the least room
 that still fits it (best-fit decreasing, as TRL's default packing), and
 keep their own loss masks. Each row carries segment ids (1, 2, ... per
 example, 0 for padding): the model attends only within a segment
-(models/packed.py), and a label counts only when it belongs to the same
+(models/causal_training.py), and a label counts only when it belongs to the same
 example as its input, so no example sees or predicts another.
 """
 
