@@ -88,3 +88,17 @@ def test_a_ppo_step_that_is_not_finite_stops_the_run_and_keeps_the_last_good_che
         run_ppo(make_trainer(texts), texts, score, steps=3, run_dir=tmp_path, verbose=False)
     assert [p.name for p in list_checkpoints(tmp_path / "checkpoints", "ppo")] == ["ppo-0001"]
     assert len((tmp_path / "history.csv").read_text().splitlines()) == 2  # the header and step 1
+
+
+def test_the_value_head_runs_without_dropout_by_default_as_in_trl_ppo(texts):
+    """trl 0.11 computes the PPO loss from a forward pass in eval mode, so its value head's dropout never
+    applies: the values of a training pass equal those of an inference pass."""
+    model = kerastune.load_model("tiny-t5", texts=texts, vocab_size=300)
+    ids = np.random.default_rng(0).integers(2, 300, size=(2, 8)).astype("int32")
+    batch = {"encoder_token_ids": ids, "encoder_padding_mask": np.ones_like(ids),
+             "decoder_token_ids": ids, "decoder_padding_mask": np.ones_like(ids)}
+    for dropout, same in ((0.0, True), (0.5, False)):
+        policy = Seq2SeqValuePolicy(model, value_dropout=dropout)
+        _, train_values = policy(batch, training=True)
+        _, eval_values = policy(batch, training=False)
+        assert np.allclose(train_values, eval_values) == same

@@ -1,9 +1,10 @@
 """The PPO policy: a (LoRA) T5 that also predicts a value at every decoder position.
 
-trl's `AutoModelForSeq2SeqLMWithValueHead`: value head = dropout 0.1 +
-dense(1) on the decoder's last hidden state. The T5 runs without dropout, as
-in the notebook (`from_pretrained` models are in eval mode there; only the
-fresh value head trains with dropout on).
+trl's `AutoModelForSeq2SeqLMWithValueHead`: value head = dropout + dense(1)
+on the decoder's last hidden state. trl's head has dropout 0.1, but trl 0.11's
+PPO never applies it: `batched_forward_pass` puts the model in eval mode, and
+the PPO loss is computed from that pass. So the default here is 0 (no dropout
+anywhere in PPO's passes); `value_dropout` > 0 turns it on for the update.
 
 The PPO update is `compute_loss`, so `train_on_batch` runs it on every
 backend, compiled; trl's per-minibatch statistics are Keras metrics that
@@ -31,7 +32,7 @@ def token_logprobs(logits, targets):
 class Seq2SeqValuePolicy(keras.Model):
     """Inputs: T5 backbone inputs (encoder/decoder token ids and padding masks). Outputs: (logits, values)."""
 
-    def __init__(self, seq2seq, value_dropout=0.1, cliprange=0.2, cliprange_value=0.2, vf_coef=0.1, seed=0,
+    def __init__(self, seq2seq, value_dropout=0.0, cliprange=0.2, cliprange_value=0.2, vf_coef=0.1, seed=0,
                  **kwargs):
         super().__init__(**kwargs)
         self.seq2seq = seq2seq
