@@ -5,7 +5,7 @@ batch of prompts of different lengths; a run's saved model reloads; the tiny bui
 import numpy as np
 import pytest
 import torch
-from helpers.causal_parity import check_logits_and_reload, hf_continuation
+from helpers.causal_parity import check_logits_and_reload, hf_continuations
 from helpers.hf_checkpoints import cached_checkpoint, write_hf_decoder
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -60,7 +60,7 @@ def test_greedy_and_beam_outputs_match_transformers(checkpoint, num_beams):
     generator = CausalLMGenerator(model, model.preprocessor.tokenizer, max_new_tokens=12, num_beams=num_beams)
     prompts = generator.tokenize(PROMPTS)  # as transformers' tokenizer (the test above)
     ours = generator.generate_tokens(prompts)  # prompts of different lengths in one batch
-    expected = [hf_continuation(reference, ids, 12, num_beams) for ids in prompts]
+    expected = hf_continuations(reference, prompts, 12, num_beams)  # one left-padded batch
     assert ours == expected
     assert len({len(new) for new in expected}) > 1  # outputs of different lengths: stopping is tested too
 

@@ -146,17 +146,20 @@ def test_hf_round_trip_after_a_training_step(tmp_path, spiece_proto, config):
 
 @pytest.mark.slow
 @TENSORFLOW_ONLY
-@pytest.mark.parametrize("source", ["hf_gpt2", "tiny-llama"])  # no start token; a start token, rotary positions
-def test_causal_saved_model_continues_prompts_exactly_like_generate(source, request, product_texts, tmp_path,
-                                                                     capsys):
+@pytest.mark.parametrize("source, num_beams", [  # beam search, no start token; greedy, a start token, rotary
+    ("hf_gpt2", 3), ("tiny-llama", 1)])
+def test_causal_saved_model_continues_prompts_exactly_like_generate(source, num_beams, request, product_texts,
+                                                                     tmp_path, capsys):
+    """Prompts of different lengths (and an empty one) in one request: beam search runs once per prompt length,
+    each prompt at its own positions, as `kerastune generate` batches them."""
     run_dir = tmp_path / "run"
     if source == "hf_gpt2":
         model = kerastune.load_model(str(request.getfixturevalue("hf_gpt2")[0]))
     else:
         model = kerastune.load_model(source, texts=product_texts, vocab_size=400)
     model.save_to_preset(str(run_dir / "model"))
-    (run_dir / "config.toml").write_text("max_new_tokens = 10\n")
-    prompts = ["Esta mochila", "La nueva lámpara de escritorio de Casa Nova es", "Resiste", ""]
+    (run_dir / "config.toml").write_text(f"max_new_tokens = 10\nnum_beams = {num_beams}\n")
+    prompts = ["Esta mochila", "La nueva lámpara de escritorio de Casa Nova es", "Resiste", "Resiste", ""]
     assert main(["export", str(run_dir), "--out", str(tmp_path / "export")]) == 0
     assert main(["generate", str(run_dir), *prompts]) == 0
     expected = [line[3:] for line in capsys.readouterr().out.splitlines() if line.startswith("-> ")]
@@ -164,7 +167,7 @@ def test_causal_saved_model_continues_prompts_exactly_like_generate(source, requ
                             capture_output=True, text=True)
     assert served.returncode == 0, served.stderr[-2000:]
     texts = json.loads(served.stdout.strip().splitlines()[-1])
-    assert texts == expected and texts[1].startswith(prompts[1]) and len(set(texts)) == 4
+    assert texts == expected and texts[1].startswith(prompts[1]) and len(set(texts)) == 4 and texts[2] == texts[3]
 
 
 def printed_answers(out: str, prompts) -> list[str]:
@@ -175,8 +178,9 @@ def printed_answers(out: str, prompts) -> list[str]:
 
 @pytest.mark.slow
 @TENSORFLOW_ONLY
-@pytest.mark.parametrize("source", ["tiny-qwen", "tiny-gemma"])  # byte-level BPE, no stripping; SentencePiece, strips
-def test_chat_saved_model_answers_exactly_like_generate_chat(source, product_texts, tmp_path, capsys):
+@pytest.mark.parametrize("source, num_beams", [  # byte-level BPE, no stripping, greedy; SentencePiece, strips, beams
+    ("tiny-qwen", 1), ("tiny-gemma", 2)])
+def test_chat_saved_model_answers_exactly_like_generate_chat(source, num_beams, product_texts, tmp_path, capsys):
     """A chat run's model: the SavedModel applies its chat template to each user message, stops at the end of the
     turn and serves the answer alone, exactly what `kerastune generate --chat` prints."""
     from kerastune.models.chat_templates import load_chat_template, save_chat_template
@@ -189,7 +193,7 @@ def test_chat_saved_model_answers_exactly_like_generate_chat(source, product_tex
     embeddings.assign(embeddings * 30.0)
     model.save_to_preset(str(run_dir / "model"))
     save_chat_template(run_dir / "model", load_chat_template(source, model))
-    (run_dir / "config.toml").write_text("max_new_tokens = 10\n")
+    (run_dir / "config.toml").write_text(f"max_new_tokens = 10\nnum_beams = {num_beams}\n")
     prompts = ["Esta mochila", "  ¿Cuánto cuesta la lámpara de escritorio?  ", "Resiste"]
     assert main(["export", str(run_dir), "--out", str(tmp_path / "export")]) == 0
     assert main(["generate", str(run_dir), "--chat", *prompts]) == 0

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers.causal_parity import check_logits_and_reload, hf_continuation
+from helpers.causal_parity import check_logits_and_reload, hf_continuations
 from helpers.hf_checkpoints import write_hf_gpt2
 from transformers import AutoTokenizer
 
@@ -48,7 +48,7 @@ def test_greedy_and_beam_outputs_match_transformers(hf_gpt2, num_beams):
     model = kerastune.load_model(str(path))
     generator = CausalLMGenerator(model, model.preprocessor.tokenizer, max_new_tokens=12, num_beams=num_beams)
     ours = generator.generate_tokens(generator.tokenize(PROMPTS))  # prompts of different lengths in one batch
-    expected = [hf_continuation(reference, tokenizer(p)["input_ids"], 12, num_beams) for p in PROMPTS]
+    expected = hf_continuations(reference, [tokenizer(p)["input_ids"] for p in PROMPTS], 12, num_beams)
     assert ours == expected
     assert len({len(new) for new in expected}) > 1  # outputs of different lengths: stopping is tested too
 

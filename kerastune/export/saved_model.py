@@ -10,7 +10,9 @@ A generative (T5) model gets two signatures:
 A causal LM (GPT-2, Llama, ...) gets `serving_default(prompts) -> {text, token_ids, padding_mask}`:
 its tokenizer (byte-level BPE or SentencePiece) with the start token where the
 model has one, keras-hub's compiled generation loop with a greedy or sampling
-strategy, and detokenization; `text` is the prompt and its continuation, as
+strategy, or kerastune's beam search run once per prompt length in the batch
+(as `kerastune generate` groups prompts, so each row gets exactly its own
+search, at its own positions), and detokenization; `text` is the prompt and its continuation, as
 `kerastune generate` prints it. With a chat template (a chat_sft run's model), each
 prompt is a user's message: the template's text around one message is fixed
 at export time (its added tokens as ids, the text next to the message
@@ -99,9 +101,8 @@ def export_seq2seq(model, out_dir, max_new_tokens=32, num_beams=1, max_source_le
 def export_causal_lm(model, out_dir, max_new_tokens=32, chat=None, **strategy):
     """Write a TF-Serving SavedModel for a keras-hub `CausalLM` (GPT-2, Llama, ...; TensorFlow backend).
 
-    `strategy`: `CausalLMGenerator`'s sampler settings (not beam search, which
-    needs prompts of one length per batch). `chat`: a `ChatTemplate` to answer
-    user messages in.
+    `strategy`: `CausalLMGenerator`'s sampler settings (`num_beams` > 1: beam
+    search). `chat`: a `ChatTemplate` to answer user messages in.
     """
     from kerastune.generation.causal import CausalLMGenerator
     from kerastune.generation.chat import chat_generator
@@ -113,39 +114,71 @@ def export_causal_lm(model, out_dir, max_new_tokens=32, chat=None, **strategy):
         generator = CausalLMGenerator(model, tokenizer, max_new_tokens=max_new_tokens, **strategy)
     else:
         generator = chat_generator(model, chat, max_new_tokens=max_new_tokens, **strategy)
-    if generator.strategy == "beam":
-        raise KerastuneError("a causal LM's SavedModel decodes greedily or by sampling; beam search is not exported")
     end_id, start_id, filler = generator.eos_id, generator.start_id, generator.filler_id
     room = generator.max_positions - max_new_tokens - (start_id is not None)
-    model.sampler = generator.sampler  # read by `generate_step` when the endpoint is traced
     prompt_ids = _chat_prompt_ids(chat, tokenizer) if chat is not None else (
         lambda prompts: causal_prompt_tf(tf.cast(tokenizer(prompts), tf.int32), room, end_id, start_id))  # as generate
+    if generator.strategy == "beam":
+        continue_prompts = _beam_by_prompt_length(generator)
+    else:
+        model.sampler = generator.sampler  # read by `generate_step` when the endpoint is traced
+
+        def continue_prompts(pieces, lengths, width):
+            ids = pieces.to_tensor(default_value=filler)
+            ids = tf.pad(ids, [[0, 0], [0, width - tf.shape(ids)[1]]], constant_values=filler)
+            out = model.generate_step({"token_ids": ids, "padding_mask": tf.sequence_mask(lengths, width)},
+                                      stop_token_ids=(end_id,))
+            return out["token_ids"], out["padding_mask"]
 
     def serve(prompts):
         pieces = prompt_ids(prompts)
         lengths = tf.cast(pieces.row_lengths(), tf.int32)
         width = tf.reduce_max(lengths) + max_new_tokens
-        ids = pieces.to_tensor(default_value=filler)
-        ids = tf.pad(ids, [[0, 0], [0, width - tf.shape(ids)[1]]], constant_values=filler)
-        prompt_mask = tf.sequence_mask(lengths, width)
-        out = model.generate_step({"token_ids": ids, "padding_mask": prompt_mask}, stop_token_ids=(end_id,))
+        token_ids, padding_mask = continue_prompts(pieces, lengths, width)
         # The text: prompt + at most `max_new_tokens` new tokens (the answer alone for a chat), without the start
         # and end tokens (as `generate`).
         positions = tf.range(width)[None, :]
-        keep = out["padding_mask"] & tf.not_equal(out["token_ids"], end_id)
+        keep = padding_mask & tf.not_equal(token_ids, end_id)
         keep &= positions < lengths[:, None] + max_new_tokens
         if chat is not None:
             keep &= positions >= lengths[:, None]
         elif start_id is not None:
-            keep &= tf.not_equal(out["token_ids"], start_id)
-        text = tf.reshape(tokenizer.detokenize(tf.ragged.boolean_mask(out["token_ids"], keep)), [-1])
-        return {"text": text, "token_ids": out["token_ids"], "padding_mask": tf.cast(keep, tf.int32)}
+            keep &= tf.not_equal(token_ids, start_id)
+        text = tf.reshape(tokenizer.detokenize(tf.ragged.boolean_mask(token_ids, keep)), [-1])
+        return {"text": text, "token_ids": token_ids, "padding_mask": tf.cast(keep, tf.int32)}
 
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint("serving_default", serve, input_signature=[tf.TensorSpec([None], tf.string)])
     archive.write_out(str(out_dir), verbose=False)
     return out_dir
+
+
+def _beam_by_prompt_length(generator):
+    """A graph function: (prompts, their lengths, width) -> (ids, mask) of shape (batch, width), each prompt
+    followed by its beam search's best hypothesis (the end token after it ends).
+
+    keras-hub's cache has one write position per call, so rows of one length search together: a loop over the
+    batch's distinct lengths, each group one `generator.beam` (what `kerastune generate` compiles per length).
+    """
+    new_tokens = generator.max_new_tokens
+
+    def continue_prompts(pieces, lengths, width):
+        groups = tf.unique(lengths).y
+        found = tf.fill([tf.shape(lengths)[0], new_tokens], tf.constant(generator.eos_id, tf.int32))
+
+        def search_group(i, found):
+            rows = tf.where(tf.equal(lengths, groups[i]))[:, 0]
+            ids = tf.gather(pieces, rows).to_tensor()
+            best = tf.cast(generator.beam(ids, tf.ones_like(ids)), tf.int32)
+            return i + 1, tf.tensor_scatter_nd_update(found, rows[:, None], best)
+
+        _, found = tf.while_loop(lambda i, _: i < tf.size(groups), search_group, [tf.constant(0), found])
+        ids = tf.concat([pieces, tf.RaggedTensor.from_tensor(found)], axis=1).to_tensor(generator.filler_id)
+        ids = tf.pad(ids, [[0, 0], [0, width - tf.shape(ids)[1]]], constant_values=generator.filler_id)
+        return ids, tf.sequence_mask(lengths + new_tokens, width)
+
+    return continue_prompts
 
 
 def _chat_prompt_ids(chat, tokenizer):

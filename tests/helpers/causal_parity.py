@@ -23,12 +23,16 @@ def check_logits_and_reload(model, reference, low_id, high_id, preset_dir):
     return again
 
 
-def hf_continuation(model, prompt_ids, max_new_tokens, num_beams) -> list[int]:
-    """transformers' new tokens for one prompt's ids, up to and including the end token."""
+def hf_continuations(model, prompts, max_new_tokens, num_beams) -> list[list[int]]:
+    """transformers' new tokens for a batch of prompt ids of different lengths, left-padded into one
+    `generate` call as transformers users batch them (the attention mask hides the padding and the
+    positions count from each row's first real token); each up to and including the end token."""
     eos = model.config.eos_token_id
-    ids = torch.tensor([prompt_ids])
+    width = max(map(len, prompts))
+    ids = torch.tensor([[eos] * (width - len(p)) + list(p) for p in prompts])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
     with torch.no_grad():
-        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                             num_beams=num_beams, do_sample=False, eos_token_id=eos, pad_token_id=eos)
-    new = out[0, ids.shape[1]:].tolist()
-    return new[: new.index(eos) + 1] if eos in new else new
+        out = model.generate(ids, attention_mask=mask, max_new_tokens=max_new_tokens, num_beams=num_beams,
+                             do_sample=False, eos_token_id=eos, pad_token_id=eos)
+    news = [row[width:] for row in out.tolist()]
+    return [new[: new.index(eos) + 1] if eos in new else new for new in news]
