@@ -2,7 +2,8 @@
 
 Steps: write transformers checkpoints (seeded random weights) and the
 pipeline's data, then measure each item (a matmul peak, training throughput
-of three models, greedy and beam-4 generation, the instruction-tuning
+of four models, T5's greedy and beam-4 generation, a decoder-only model's
+greedy generation, the instruction-tuning
 pipeline end to end) on every side, each side in a process of its own
 (`worker.py`), their timed repetitions alternated (`harness.py`). The rows,
 ratios and targets go to OUT/bench.json and OUT/bench.md (`report.py`).
@@ -65,9 +66,11 @@ def prepare(workdir: Path, size: str) -> dict:
         news = [recipe.prompt.format(text=r["text"]) for r in csv.DictReader(f)] + LABELS
     with open(RECIPES_DIR / "data" / "products_sample.csv", newline="") as f:
         products = [r["product_description"] for r in csv.DictReader(f) if r.get("product_description")]
-    texts = {"t5": news, "gpt2": products, "distilbert": news}
+    texts = {"t5": news, "gpt2": products, "distilbert": news, "qwen2": products}
     checkpoints = {}
-    for model in sorted({w.model for w in work["training"]} | {work["generation"].model, work["pipeline"].model}):
+    models = {w.model for w in work["training"]} | {work[k].model for k in ("generation", "causal_generation",
+                                                                            "pipeline")}
+    for model in sorted(models):
         print(f"writing a {model}-shaped transformers checkpoint", flush=True)
         checkpoints[model] = str(write_checkpoint(model, workdir / model, texts[MODELS[model][0]]))
     return {"size": size, "checkpoints": checkpoints, "news_dir": str(news_dir), "prompt": recipe.prompt,
@@ -75,12 +78,13 @@ def prepare(workdir: Path, size: str) -> dict:
 
 
 def run_bench(out_dir="runs/bench", size="full", backends=("tensorflow", "jax"), command="kerastune bench",
-              reuse=False, repeats=3) -> dict:
+              reuse=False, repeats=3, items=None) -> dict:
     """Measure every item on every side, alternated (harness.py), and write OUT/bench.json and OUT/bench.md.
 
     `size`: tiny | quick | full. `reuse` keeps what an earlier run of the same size and repetitions
     measured in OUT/work and measures only the rest (a long run finished in parts); reused figures are
-    marked in both files.
+    marked in both files. `items` (names as `benchmarks.worker.item_names` gives them, e.g.
+    `training/qwen2.5-0.5b`) measures those alone, with the matmul peak for MFU.
     """
     from benchmarks.harness import machine, run_items
     from benchmarks.report import build_rows, markdown
@@ -89,6 +93,12 @@ def run_bench(out_dir="runs/bench", size="full", backends=("tensorflow", "jax"),
     _check_reference_stack()
     if repeats < 1:
         raise KerastuneError(f"repeats must be >= 1, got {repeats}")
+    names = item_names(size)
+    if items:
+        unknown = sorted(set(items) - set(names))
+        if unknown:
+            raise KerastuneError(f"unknown bench item {', '.join(unknown)}; the {size} run has: {', '.join(names)}")
+        names = [name for name in names if name == "matmul" or name in items]
     out_dir = Path(out_dir)
     workdir = out_dir / "work"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -106,9 +116,11 @@ def run_bench(out_dir="runs/bench", size="full", backends=("tensorflow", "jax"),
         plan_file.write_text(json.dumps(plan, indent=1))
         records = {}
     sides = ["torch", *backends]
-    names = item_names(size)
     records = run_items(names, sides, repeats, workdir, records, run_id, keep_workers=size == "tiny")
     rows, setup_rows, peak = build_rows(size, records, run_id)
+    if items:  # only what was measured
+        rows = [row for row in rows if row["values"] or row["failed"]]
+        setup_rows = [row for row in setup_rows if row["values"]]
     failed = {item: {side: record["error"] for side, record in by_side.items() if "error" in record}
               for item, by_side in records.items() if any("error" in r for r in by_side.values())}
     about = machine()

@@ -26,6 +26,15 @@ def gpt2_forward(config: dict, length: int) -> float:
     return layers * (2 * tokens * 12 * d * d + 4 * tokens * tokens * d) + 2 * tokens * d * vocab
 
 
+def qwen2_forward(config: dict, length: int) -> float:
+    """Grouped-query attention (k and v have `num_key_value_heads` heads), a gated MLP, the (tied) head."""
+    d, layers, vocab = config["hidden_size"], config["num_hidden_layers"], config["vocab_size"]
+    kv = d // config["num_attention_heads"] * config["num_key_value_heads"]
+    tokens = length - 1
+    per_token = 2 * d * d + 2 * d * kv + 3 * d * config["intermediate_size"]  # q, o; k, v; gate, up, down
+    return layers * (2 * tokens * per_token + 4 * tokens * tokens * d) + 2 * tokens * d * vocab
+
+
 def distilbert_forward(config: dict, length: int, predicted: float | None = None) -> float:
     """`predicted`: positions the MLM head scores (default: every one)."""
     d, hidden, layers, vocab = config["dim"], config["hidden_dim"], config["n_layers"], config["vocab_size"]
@@ -40,8 +49,9 @@ def training_flops(family: str, config: dict, examples: dict) -> float:
     """Model FLOPs of one training pass over `examples` (see `TrainingWorkload.examples`)."""
     if family == "t5":
         forward = sum(t5_forward(config, len(s), len(t)) for s, t in zip(examples["inputs"], examples["targets"]))
-    elif family == "gpt2":
-        forward = sum(gpt2_forward(config, len(ids)) for ids in examples["inputs"])
+    elif family in ("gpt2", "qwen2"):
+        count = gpt2_forward if family == "gpt2" else qwen2_forward
+        forward = sum(count(config, len(ids)) for ids in examples["inputs"])
     else:  # the head's work is needed on the masked positions only (data/masking.py)
         forward = sum(distilbert_forward(config, len(ids), MASKED_SHARE * sum(w >= 0 for w in words))
                       for ids, words in zip(examples["inputs"], examples["word_ids"]))

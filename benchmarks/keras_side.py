@@ -50,7 +50,7 @@ def training_dataset(family, examples, batch_size, model):
             tf.ragged.constant(examples["inputs"], tf.int32), tf.ragged.constant(examples["targets"], tf.int32)))
         pairs = pairs.map(lambda s, t: (s, t))  # ragged rows -> dense vectors
         return batch_pairs(pairs, batch_size, 512, 512)
-    if family == "gpt2":
+    if family in ("gpt2", "qwen2"):
         return causal_lm_dataset(examples["inputs"], batch_size, max_length=1024, shuffle=False)
     import datasets  # the masked-LM recipe's chunks and its on-the-fly token masking
 
@@ -170,6 +170,35 @@ class Generation:
     def finish(self) -> dict:
         return {"recompilations": self.generator.compilations - self.compiled,
                 "outputs": [[int(t) for t in np.asarray(row)] for row in self.outputs]}
+
+
+class CausalGeneration:
+    """`CausalLMGenerator`'s greedy search (keras-hub's compiled loop, each prompt at its own positions) over
+    every prompt: a warm-up pass compiles each bucket's shape, each `repeat` is one more pass."""
+
+    def __init__(self, workload, path):
+        from kerastune.generation.causal import CausalLMGenerator
+        from kerastune.models import load_model
+
+        started = time.perf_counter()
+        model = load_model(str(path))
+        self.generator = CausalLMGenerator(model, model.preprocessor.tokenizer, max_new_tokens=workload.max_new_tokens)
+        self.prompts, self.batch_size = workload.prompt_ids(), workload.batch_size
+        self.load_seconds = time.perf_counter() - started
+
+    def _pass(self) -> float:
+        started = time.perf_counter()
+        self.outputs = self.generator.generate_tokens(self.prompts, self.batch_size)
+        return time.perf_counter() - started
+
+    def setup(self) -> dict:
+        return {"load_seconds": self.load_seconds, "warmup_seconds": self._pass()}
+
+    def repeat(self) -> dict:
+        return {"seconds": self._pass()}
+
+    def finish(self) -> dict:
+        return {"outputs": [[int(t) for t in row] for row in self.outputs]}
 
 
 def recipe_pipeline(workload, path, data_dir, output_dir) -> dict:

@@ -5,7 +5,8 @@ Checkpoints: transformers models with seeded random weights, saved with
 the same weights with `load_model(dir)`. Training is a plain PyTorch loop
 with dynamic padding (pad each batch to its longest row, labels -100 on
 padding: what Trainer's collators do; the masked-LM notebook's chunks need none).
-Generation is `model.generate` on batches padded to their longest prompt.
+Generation is `model.generate` on batches padded to their longest prompt (left-padded
+for the decoder-only model).
 Items follow worker.py's protocol, as keras_side.py's do. The notebook pipeline is the
 instruction-tuning seed's own code path: padding to 400, `Seq2SeqTrainer`,
 then batched beam-5 `generate` with max_length 50.
@@ -26,6 +27,8 @@ def write_checkpoint(model: str, path, texts) -> Path:
         DistilBertForMaskedLM,
         GPT2Config,
         GPT2LMHeadModel,
+        Qwen2Config,
+        Qwen2ForCausalLM,
         T5Config,
         T5ForConditionalGeneration,
     )
@@ -44,6 +47,9 @@ def write_checkpoint(model: str, path, texts) -> Path:
 
         write_vocabulary(*train_byte_level_bpe(texts, vocab_size=1000), path)
         network = GPT2LMHeadModel(GPT2Config(**config))
+    elif family == "qwen2":
+        _write_qwen_tokenizer(path, texts)
+        network = Qwen2ForCausalLM(Qwen2Config(**config))
     else:  # a WordPiece vocabulary with BERT's special ids and the model's full size
         special = {0: "[PAD]", 100: "[UNK]", 101: "[CLS]", 102: "[SEP]", 103: "[MASK]"}
         words = [special.get(i, f"[unused{i}]" if i < 1000 else f"w{i}") for i in range(config["vocab_size"])]
@@ -52,6 +58,22 @@ def write_checkpoint(model: str, path, texts) -> Path:
         network = DistilBertForMaskedLM(DistilBertConfig(**config))
     network.save_pretrained(path)
     return path
+
+
+def _write_qwen_tokenizer(path: Path, texts):
+    """Qwen's tokenizer files (tokenizer.json, tokenizer_config.json): a byte-level BPE trained on `texts`, with
+    Qwen's special tokens, `<|endoftext|>` (id 0) the end token."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.train_from_iterator(texts, trainers.BpeTrainer(
+        vocab_size=1000, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>",
+                            pad_token="<|endoftext|>").save_pretrained(path)
 
 
 def matmul_peak(size=2048, repeats=10) -> float:
@@ -75,8 +97,8 @@ def _training_batch(family, rows, targets=None, collator=None):
     if family == "t5":
         ids = _pad(rows, 0)
         return dict(input_ids=ids, attention_mask=(ids != 0).long(), labels=_pad(targets, -100))
-    if family == "gpt2":
-        ids, mask = _pad(rows, 50256), _pad([[1] * len(r) for r in rows], 0)
+    if family in ("gpt2", "qwen2"):
+        ids, mask = _pad(rows, rows[0][-1]), _pad([[1] * len(r) for r in rows], 0)  # padded with the end token
         return dict(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100))
     return collator([{"input_ids": r} for r in rows])  # DataCollatorForLanguageModeling: pad, then mask 15%
 
@@ -86,10 +108,10 @@ class Training:
 
     def __init__(self, workload, path):
         from transformers import (
+            AutoModelForCausalLM,
             AutoModelForMaskedLM,
             DataCollatorForLanguageModeling,
             DistilBertTokenizerFast,
-            GPT2LMHeadModel,
             T5ForConditionalGeneration,
         )
 
@@ -100,8 +122,8 @@ class Training:
         self.collator = None
         if self.family == "t5":
             self.model = T5ForConditionalGeneration.from_pretrained(path)
-        elif self.family == "gpt2":
-            self.model = GPT2LMHeadModel.from_pretrained(path)
+        elif self.family in ("gpt2", "qwen2"):
+            self.model = AutoModelForCausalLM.from_pretrained(path)
         else:  # the masked-LM notebook's collator: 15% of tokens, 80/10/10
             self.model = AutoModelForMaskedLM.from_pretrained(path)
             tokenizer = DistilBertTokenizerFast(vocab_file=str(Path(path) / "vocab.txt"))
@@ -156,6 +178,47 @@ class Generation:
         out = self.model.generate(input_ids=ids, attention_mask=(ids != 0).long(), do_sample=False,
                                   max_new_tokens=self.workload.max_new_tokens, **beam)
         return [[int(t) for t in row[1:]] for row in out]
+
+    def _pass(self) -> float:
+        started, size = time.perf_counter(), self.workload.batch_size
+        self.outputs = []
+        for first in range(0, len(self.prompts), size):
+            self.outputs += self._batch(self.prompts[first : first + size])
+        return time.perf_counter() - started
+
+    def setup(self) -> dict:
+        return {"load_seconds": self.load_seconds, "warmup_seconds": self._pass()}
+
+    def repeat(self) -> dict:
+        return {"seconds": self._pass()}
+
+    def finish(self) -> dict:
+        return {"outputs": self.outputs}
+
+
+class CausalGeneration:
+    """Greedy `model.generate` on batches of prompts left-padded to their longest (how transformers batches a
+    decoder-only model's prompts): a warm-up pass, then timed passes."""
+
+    def __init__(self, workload, path):
+        from transformers import AutoModelForCausalLM
+
+        started = time.perf_counter()
+        self.model = AutoModelForCausalLM.from_pretrained(path).eval()
+        self.workload, self.prompts = workload, workload.prompt_ids()
+        self.eos = self.model.config.eos_token_id
+        self.load_seconds = time.perf_counter() - started
+
+    @torch.no_grad()
+    def _batch(self, batch):
+        width = max(map(len, batch))
+        ids = torch.tensor([[self.eos] * (width - len(p)) + p for p in batch])
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch])
+        out = self.model.generate(input_ids=ids, attention_mask=mask, do_sample=False, num_beams=1,
+                                  max_new_tokens=self.workload.max_new_tokens, eos_token_id=self.eos,
+                                  pad_token_id=self.eos)
+        news = [row[width:] for row in out.tolist()]
+        return [new[: new.index(self.eos) + 1] if self.eos in new else new for new in news]
 
     def _pass(self) -> float:
         started, size = time.perf_counter(), self.workload.batch_size

@@ -116,6 +116,22 @@ def build_rows(size: str, records: dict, run_id: str) -> tuple[list[dict], list[
             _setup_row(f"generate {name}: compile (warm-up pass - steady pass)", "s", item, _compile_seconds),
             _setup_row(f"generate {name}: peak RSS", "GiB", item, lambda r: r["finish"]["peak_rss_gib"]),
         ]
+    causal = work["causal_generation"]
+    item = records.get("generation/causal-greedy", {})
+    measured = _measured(item)
+    reference = measured.get("torch", {}).get("finish", {}).get("outputs")
+    new_tokens = sum(map(len, reference)) if reference else causal.prompts * causal.max_new_tokens
+    same = {side: sum(a == b for a, b in zip(record["finish"]["outputs"], reference)) / len(reference)
+            for side, record in measured.items() if side != "torch" and reference}
+    rows.append(_row(f"generate {causal.model} greedy ({causal.prompts} prompts of different lengths, batch "
+                     f"{causal.batch_size}, {causal.max_new_tokens} new tokens)", "new tokens/s", "generation", item,
+                     lambda r: new_tokens / r["seconds"], run_id, TARGETS["generation"], same_outputs=same,
+                     details={side: {k: v for k, v in {**record["setup"], **record["finish"]}.items()
+                                     if k != "outputs"} for side, record in measured.items()}))
+    setup_rows += [
+        _setup_row(f"generate {causal.model} greedy: load", "s", item, lambda r: r["setup"]["load_seconds"]),
+        _setup_row(f"generate {causal.model} greedy: peak RSS", "GiB", item, lambda r: r["finish"]["peak_rss_gib"]),
+    ]
     pipe = work["pipeline"]
     item = records.get("pipeline", {})
     rows.append(_row(f"instruction-tuning pipeline end to end ({pipe.train} train / {pipe.validation} validation / "

@@ -39,7 +39,7 @@ def item_names(size: str) -> list[str]:
     """Every item of a run, in the order the parent measures them."""
     work = workloads(size)
     return (["matmul"] + [f"training/{w.model}" for w in work["training"]]
-            + ["generation/greedy", "generation/beam4", "pipeline"])
+            + ["generation/greedy", "generation/beam4", "generation/causal-greedy", "pipeline"])
 
 
 class Matmul:
@@ -101,6 +101,9 @@ def build_item(side, name, workdir: Path):
     if kind == "training":
         workload = next(w for w in work["training"] if w.model == detail)
         return impl.Training(workload, checkpoints[detail])
+    if name == "generation/causal-greedy":
+        gen = work["causal_generation"]
+        return impl.CausalGeneration(gen, checkpoints[gen.model])
     if kind == "generation":
         gen = work["generation"]
         return impl.Generation(gen, checkpoints[gen.model], 1 if detail == "greedy" else int(detail[4:]))

@@ -151,8 +151,9 @@ def cmd_bench(args):
         command += " --backends " + " ".join(args.backends)
     command += f" --repeats {args.repeats}" if args.repeats != 3 else ""
     command += " --reuse" if args.reuse else ""
+    command += " --items " + " ".join(args.items) if args.items else ""
     run_bench(args.output_dir, size="quick" if args.quick else "full", backends=args.backends, command=command,
-              reuse=args.reuse, repeats=args.repeats)
+              reuse=args.reuse, repeats=args.repeats, items=args.items)
 
 
 def add_run_arguments(parser):
@@ -234,6 +235,9 @@ def build_parser():
     bench.add_argument("--reuse", action="store_true",
                        help="keep what a run of the same size already measured in OUTPUT_DIR/work (marked as "
                        "reused: not alternated with the rest)")
+    bench.add_argument("--items", nargs="+", metavar="ITEM",
+                       help="measure these items only (e.g. training/qwen2.5-0.5b generation/causal-greedy; an "
+                       "unknown name lists the rest), with the matmul peak")
     bench.add_argument("--memory", action="store_true",
                        help="instead: peak memory, tokens/s and eval loss of a ~0.5B Qwen under each memory lever, "
                        "LoRA and int8 / int4 + LoRA (on the first of --backends)")

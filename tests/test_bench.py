@@ -11,8 +11,8 @@ import torch
 from transformers import DistilBertConfig, DistilBertForMaskedLM, T5Config, T5ForConditionalGeneration
 
 from benchmarks import run_bench
-from benchmarks.flops import distilbert_forward, t5_forward
-from benchmarks.workloads import DISTILBERT_TINY, T5_TINY, workloads
+from benchmarks.flops import distilbert_forward, qwen2_forward, t5_forward
+from benchmarks.workloads import DISTILBERT_TINY, QWEN2_TINY, T5_TINY, workloads
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,6 +42,16 @@ def test_distilbert_flops_count_every_matmul_weight_once_per_token():
     assert distilbert_forward(DISTILBERT_TINY, length) == 2 * length * weights + attention
 
 
+def test_qwen2_flops_count_every_matmul_weight_once_per_predicting_token():
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    model = Qwen2ForCausalLM(Qwen2Config(**QWEN2_TINY))
+    weights = linear_weights(model.modules())  # q, k, v, o, gate, up, down per layer, and the (tied) head
+    length, d = 9, QWEN2_TINY["hidden_size"]
+    attention = QWEN2_TINY["num_hidden_layers"] * 4 * (length - 1) ** 2 * d
+    assert qwen2_forward(QWEN2_TINY, length) == 2 * (length - 1) * weights + attention
+
+
 BACKENDS = ("tensorflow",)  # CI time: the JAX side runs the same worker code under KERAS_BACKEND=jax
 
 
@@ -69,6 +79,8 @@ def test_bench_alternates_the_sides_and_writes_the_tables(tmp_path):
             assert row["same_outputs"][backend] == 1.0  # the same weights generate the same ids as transformers
             assert row["details"][backend]["recompilations"] == 0  # the timed passes reuse every compiled shape
             assert row["details"][backend]["compilations"] >= 1
+        row = rows["generation:generate qwen2-tiny greedy"]  # a decoder-only model, prompts of different lengths
+        assert row["same_outputs"][backend] == 1.0 and row["values"][backend] > 0
     pipeline = rows["pipeline:instruction-tuning pipeline end to end"]
     assert {"validation_accuracy", "test_accuracy"} <= set(pipeline["details"]["torch"][0])
     setup = {r["name"]: r for r in result["setup_rows"]}

@@ -69,8 +69,10 @@ class Seq2SeqValuePolicy(keras.Model):
         return loss
 
     def state_variables(self) -> list:
-        """What a PPO checkpoint must keep: the trainable weights and the value head's dropout seed."""
-        return list(self.trainable_variables) + [self.value_dropout.seed_generator.state]
+        """What a PPO checkpoint must keep: the trainable weights and the value head's dropout seed (Keras makes
+        none for a rate of 0)."""
+        seed = getattr(self.value_dropout, "seed_generator", None)
+        return list(self.trainable_variables) + ([seed.state] if seed is not None else [])
 
     @property
     def metrics(self):
