@@ -20,15 +20,17 @@ bench: install
 	$(BIN)/kerastune bench $(if $(QUICK),--quick)
 
 # Two pytest workers, a test file each at a time (most of a test's time is single-threaded Python and
-# compilation), the longest files first (tests/conftest.py). test_distribution.py needs simulated devices (tests/conftest.py): a process of its own.
+# compilation), the longest files first (tests/conftest.py). test_distribution.py needs simulated devices
+# (tests/conftest.py): a pytest process of its own, run beside the two workers (its output follows theirs).
 PYTEST := $(BIN)/pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=12 --ignore=tests/test_distribution.py
+BESIDE = log=$$(mktemp); KERASTUNE_TEST_DEVICES=1 $(BIN)/pytest -q tests/test_distribution.py > $$log 2>&1 & \
+	$(PYTEST); main=$$?; wait $$!; devices=$$?; echo "tests/test_distribution.py:"; cat $$log; rm -f $$log; \
+	exit $$((main || devices))
 test-tensorflow:
-	KERAS_BACKEND=tensorflow $(PYTEST)
-	KERAS_BACKEND=tensorflow KERASTUNE_TEST_DEVICES=1 $(BIN)/pytest -q tests/test_distribution.py
+	export KERAS_BACKEND=tensorflow; $(BESIDE)
 
 test-jax:
-	KERAS_BACKEND=jax $(PYTEST)
-	KERAS_BACKEND=jax KERASTUNE_TEST_DEVICES=1 $(BIN)/pytest -q tests/test_distribution.py
+	export KERAS_BACKEND=jax; $(BESIDE)
 
 # A developer's loop (TensorFlow, under 5 minutes on 2 cores): everything but training runs and trained
 # PyTorch references (@pytest.mark.slow) and the simulated-device file.

@@ -175,7 +175,7 @@ def workloads(size: str) -> dict:
                 TrainingWorkload("flan-t5-small", 32, 3, AG_NEWS_PROMPT, LABEL_NAME),
                 TrainingWorkload("gpt2-small", 8, 3, short(PRODUCT_TEXT, 128)),
                 TrainingWorkload("distilbert-base", 32, 3, IMDB_REVIEW, chunk_size=128),
-                TrainingWorkload("qwen2.5-0.5b", 4, 2, short(CHAT_TURN, 128)),
+                TrainingWorkload("qwen2.5-0.5b", 4, 2, short(CHAT_TURN, 64)),
             ],
             "generation": GenerationWorkload("flan-t5-small", prompts=64, batch_size=32, max_new_tokens=16,
                                              lengths=AG_NEWS_PROMPT),
@@ -188,7 +188,8 @@ def workloads(size: str) -> dict:
             TrainingWorkload("flan-t5-small", 32, 12, AG_NEWS_PROMPT, LABEL_NAME),
             TrainingWorkload("gpt2-small", 8, 8, PRODUCT_TEXT),
             TrainingWorkload("distilbert-base", 32, 8, IMDB_REVIEW, chunk_size=128),
-            TrainingWorkload("qwen2.5-0.5b", 4, 4, CHAT_TURN),
+            # Both sides' processes live at once: 4 rows up to 128 tokens fit them in 24 GiB (512 did not).
+            TrainingWorkload("qwen2.5-0.5b", 4, 4, short(CHAT_TURN, 128)),
         ],
         "generation": GenerationWorkload("flan-t5-small", prompts=128, batch_size=32, max_new_tokens=32,
                                          lengths=AG_NEWS_PROMPT),

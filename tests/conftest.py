@@ -22,6 +22,14 @@ if SIMULATED_DEVICES:
     tf.config.set_logical_device_configuration(
         tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 4
     )
+# JAX's persistent compilation cache, one per `pytest` run: xdist's workers (and the processes tests start)
+# inherit the folder the controller makes here, so a program that one test compiled, another loads instead of
+# compiling it again (the same tiny models and shapes recur across files). XLA keys it by the whole program.
+if "KERASTUNE_TEST_JAX_CACHE" not in os.environ:
+    os.environ["KERASTUNE_TEST_JAX_CACHE"] = tempfile.mkdtemp(prefix="kerastune-test-jax-cache-")
+    atexit.register(shutil.rmtree, os.environ["KERASTUNE_TEST_JAX_CACHE"], ignore_errors=True)
+os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ["KERASTUNE_TEST_JAX_CACHE"]
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # benchmarks/ lives beside the package
 sys.path.insert(0, str(ROOT / "recipes" / "data"))
@@ -81,19 +89,19 @@ def hf_gpt2(request, product_texts):
 
 
 # Roughly the seconds each of the longest files takes in one pass of `make test` on a 2-core machine
-# (pytest --durations=0, summed per file; the chat files' estimated from runs that shared the machine).
+# (pytest --durations=0, summed per file, with the trained reference checkpoints not yet cached).
 # pytest-xdist hands out whole files in collection order (with --no-loadscope-reorder; by default it puts
 # the files with the most tests first), so the longest go first: a long file started last runs alone at
 # the end while the other worker idles.
 LONGEST_FILES = {
-    "tensorflow": {"test_kill_resume.py": 316, "test_export.py": 300, "test_precision.py": 221,
-                   "test_kill_resume_detox.py": 192, "test_hub.py": 150, "test_learning.py": 137,
-                   "test_t5_parity.py": 123, "test_chat_sft.py": 120, "test_bench.py": 89, "test_ppo.py": 81,
-                   "test_decoder_parity.py": 60},
-    "jax": {"test_lora_ppo_detox.py": 138, "test_ppo.py": 133, "test_chat_sft.py": 130,
-            "test_instruction_tuning.py": 129, "test_seq2seq_qa.py": 89, "test_decoder_parity.py": 88,
-            "test_training.py": 70, "test_learning.py": 70, "test_mlm_domain_adaptation.py": 64,
-            "test_t5_parity.py": 61, "test_causal_lm.py": 60, "test_export.py": 54},
+    "tensorflow": {"test_kill_resume.py": 400, "test_kill_resume_detox.py": 230, "test_export.py": 200,
+                   "test_precision.py": 170, "test_hub.py": 150, "test_bench.py": 130, "test_learning.py": 130,
+                   "test_chat_sft.py": 120, "test_t5_parity.py": 110, "test_decoder_parity.py": 85,
+                   "test_ppo.py": 80},
+    "jax": {"test_chat_sft.py": 230, "test_learning.py": 135, "test_causal_lm.py": 125,
+            "test_instruction_tuning.py": 100, "test_decoder_parity.py": 95, "test_memory_levers.py": 90,
+            "test_seq2seq_qa.py": 80, "test_lora_ppo_detox.py": 75, "test_ppo.py": 75, "test_training.py": 70,
+            "test_t5_parity.py": 60, "test_export.py": 60, "test_packing.py": 50},
 }
 
 

@@ -51,6 +51,14 @@ def run_dir(request, tmp_path_factory, spiece_proto):
     return root / "run"
 
 
+@pytest.fixture(scope="module")
+def greedy_export(run_dir):
+    """`kerastune export` of the run (greedy, its config's num_beams), once for the tests that read it."""
+    out = run_dir.parent / "export_greedy"
+    assert main(["export", str(run_dir), "--out", str(out)]) == 0
+    return out
+
+
 def generated(run_dir, capsys, *flags):
     assert main(["generate", str(run_dir), *PROMPTS, *flags]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -59,9 +67,12 @@ def generated(run_dir, capsys, *flags):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("num_beams", ["1", pytest.param("4", marks=TENSORFLOW_ONLY)])
-def test_saved_model_answers_exactly_like_generate(run_dir, tmp_path, capsys, num_beams):
-    out = tmp_path / f"export_{num_beams}"
-    assert main(["export", str(run_dir), "--out", str(out), "--num-beams", num_beams]) == 0
+def test_saved_model_answers_exactly_like_generate(run_dir, tmp_path, capsys, num_beams, request):
+    if num_beams == "1":
+        out = request.getfixturevalue("greedy_export")
+    else:
+        out = tmp_path / f"export_{num_beams}"
+        assert main(["export", str(run_dir), "--out", str(out), "--num-beams", num_beams]) == 0
     expected = generated(run_dir, capsys, "--num-beams", num_beams)
     served = subprocess.run([sys.executable, "-c", SERVE, str(out), json.dumps(PROMPTS)],
                             capture_output=True, text=True)
@@ -73,9 +84,8 @@ def test_saved_model_answers_exactly_like_generate(run_dir, tmp_path, capsys, nu
 
 @pytest.mark.slow
 @TENSORFLOW_ONLY
-def test_saved_model_cli_shows_signatures_and_runs(run_dir, tmp_path):
-    out = tmp_path / "export"
-    assert main(["export", str(run_dir), "--out", str(out)]) == 0
+def test_saved_model_cli_shows_signatures_and_runs(greedy_export):
+    out = greedy_export
     saved_model_cli = str(Path(sys.executable).parent / "saved_model_cli")
     shown = subprocess.run([saved_model_cli, "show", "--dir", str(out), "--all"], capture_output=True, text=True)
     assert shown.returncode == 0, shown.stderr[-2000:]
@@ -94,11 +104,10 @@ def test_saved_model_cli_shows_signatures_and_runs(run_dir, tmp_path):
 
 @pytest.mark.slow
 @TENSORFLOW_ONLY
-def test_logits_signature_matches_the_model(run_dir, tmp_path):
+def test_logits_signature_matches_the_model(run_dir, greedy_export):
     import tensorflow as tf
 
-    out = tmp_path / "export"
-    assert main(["export", str(run_dir), "--out", str(out)]) == 0
+    out = greedy_export
     served = tf.saved_model.load(str(out)).signatures["logits"]
     result = served(prompts=tf.constant(PROMPTS[:2]), targets=tf.constant(["a b", "the river rose"]))
     model = kerastune.load_model(str(run_dir / "model"))
