@@ -77,10 +77,11 @@ def test_tiny_builders_generate_with_every_strategy(name, product_texts):
 @pytest.mark.slow
 def test_hf_export_round_trip_after_changing_weights(checkpoint, tmp_path):
     """Weights changed in Keras, exported (keras-hub's exporter; Gemma 2: kerastune's, with two key/value heads):
-    transformers reloads the same logits."""
+    transformers reloads the same logits, and its tokenizer loaded from the export tokenizes as the original's
+    (start token included)."""
     from kerastune.export.hf_format import export_hf
 
-    _, path, _, _ = checkpoint
+    family, path, _, tokenize = checkpoint
     model = kerastune.load_model(str(path))
     rng = np.random.RandomState(0)
     for variable in model.backbone.trainable_variables[1::5]:  # the embedding excepted, one in five
@@ -92,3 +93,6 @@ def test_hf_export_round_trip_after_changing_weights(checkpoint, tmp_path):
         expected = theirs(torch.tensor(ids, dtype=torch.long)).logits.numpy()
     ours = np.asarray(model({"token_ids": ids, "padding_mask": np.ones_like(ids)}))
     assert np.abs(ours - expected).max() <= 1e-4
+    if family != "gemma2":  # the exported tokenizer tokenizes as the original (Gemma's: see the README)
+        exported = AutoTokenizer.from_pretrained(str(tmp_path / "hf"))
+        assert [exported(text)["input_ids"] for text in PROMPTS] == [tokenize(text) for text in PROMPTS]

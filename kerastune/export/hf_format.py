@@ -57,7 +57,32 @@ def _export_with_keras_hub(model, out_dir: Path) -> Path:
                              f"(it has {', '.join(sorted(MODEL_EXPORTERS))})")
     out_dir.mkdir(parents=True, exist_ok=True)
     export_to_safetensors(model, str(out_dir))
+    _add_start_token_template(model, out_dir / "tokenizer.json")
     return out_dir
+
+
+def _add_start_token_template(model, tokenizer_file: Path):
+    """keras-hub's Llama 3 exporter writes tokenizer.json without a post-processor, so transformers'
+    tokenizer loaded from it tokenizes without the start token that the model's preprocessor (and the
+    original checkpoint's tokenizer) puts first. Put it back, as Llama 3's own tokenizer.json does."""
+    from kerastune.generation.causal import start_token_id
+
+    start_id = start_token_id(model)
+    if start_id is None or not tokenizer_file.is_file():
+        return
+    spec = json.loads(tokenizer_file.read_text())
+    if spec.get("post_processor") is not None:
+        return
+    start = model.preprocessor.tokenizer.id_to_token(start_id)
+    token = {"SpecialToken": {"id": start, "type_id": 0}}
+    spec["post_processor"] = {
+        "type": "TemplateProcessing",
+        "single": [token, {"Sequence": {"id": "A", "type_id": 0}}],
+        "pair": [token, {"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": start, "type_id": 1}},
+                 {"Sequence": {"id": "B", "type_id": 1}}],
+        "special_tokens": {start: {"id": start, "ids": [start_id], "tokens": [start]}},
+    }
+    tokenizer_file.write_text(json.dumps(spec, ensure_ascii=False, indent=2))
 
 
 def _export_gemma(model, out_dir: Path) -> Path:
