@@ -21,16 +21,15 @@ bench: install
 
 # Two pytest workers, a test file each at a time (most of a test's time is single-threaded Python and
 # compilation), the longest files first (tests/conftest.py). test_distribution.py needs simulated devices
-# (tests/conftest.py): a pytest process of its own, run beside the two workers (its output follows theirs).
+# (tests/conftest.py): a pytest process of its own, after the workers (run beside them, it slowed both).
 PYTEST := $(BIN)/pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=12 --ignore=tests/test_distribution.py
-BESIDE = log=$$(mktemp); KERASTUNE_TEST_DEVICES=1 $(BIN)/pytest -q tests/test_distribution.py > $$log 2>&1 & \
-	$(PYTEST); main=$$?; wait $$!; devices=$$?; echo "tests/test_distribution.py:"; cat $$log; rm -f $$log; \
-	exit $$((main || devices))
 test-tensorflow:
-	export KERAS_BACKEND=tensorflow; $(BESIDE)
+	KERAS_BACKEND=tensorflow $(PYTEST)
+	KERAS_BACKEND=tensorflow KERASTUNE_TEST_DEVICES=1 $(BIN)/pytest -q tests/test_distribution.py
 
 test-jax:
-	export KERAS_BACKEND=jax; $(BESIDE)
+	KERAS_BACKEND=jax $(PYTEST)
+	KERAS_BACKEND=jax KERASTUNE_TEST_DEVICES=1 $(BIN)/pytest -q tests/test_distribution.py
 
 # A developer's loop (TensorFlow, under 5 minutes on 2 cores): everything but training runs and trained
 # PyTorch references (@pytest.mark.slow) and the simulated-device file.

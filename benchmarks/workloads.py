@@ -161,7 +161,6 @@ def workloads(size: str) -> dict:
                 TrainingWorkload("t5-tiny", 4, 2, short(AG_NEWS_PROMPT, 64), LABEL_NAME),
                 TrainingWorkload("gpt2-tiny", 4, 2, short(PRODUCT_TEXT, 32)),
                 TrainingWorkload("distilbert-tiny", 4, 2, short(IMDB_REVIEW, 32), chunk_size=32),
-                TrainingWorkload("qwen2-tiny", 4, 2, short(CHAT_TURN, 32)),
             ],
             "generation": GenerationWorkload("t5-tiny", prompts=8, batch_size=4, max_new_tokens=4,
                                              lengths=short(AG_NEWS_PROMPT, 64)),

@@ -22,14 +22,6 @@ if SIMULATED_DEVICES:
     tf.config.set_logical_device_configuration(
         tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 4
     )
-# JAX's persistent compilation cache, one per `pytest` run: xdist's workers (and the processes tests start)
-# inherit the folder the controller makes here, so a program that one test compiled, another loads instead of
-# compiling it again (the same tiny models and shapes recur across files). XLA keys it by the whole program.
-if "KERASTUNE_TEST_JAX_CACHE" not in os.environ:
-    os.environ["KERASTUNE_TEST_JAX_CACHE"] = tempfile.mkdtemp(prefix="kerastune-test-jax-cache-")
-    atexit.register(shutil.rmtree, os.environ["KERASTUNE_TEST_JAX_CACHE"], ignore_errors=True)
-os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ["KERASTUNE_TEST_JAX_CACHE"]
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # benchmarks/ lives beside the package
 sys.path.insert(0, str(ROOT / "recipes" / "data"))
