@@ -196,7 +196,7 @@ class Generation:
         return {"outputs": self.outputs}
 
 
-class CausalGeneration:
+class CausalGeneration(Generation):
     """Greedy `model.generate` on batches of prompts left-padded to their longest (how transformers batches a
     decoder-only model's prompts): a warm-up pass, then timed passes."""
 
@@ -219,22 +219,6 @@ class CausalGeneration:
                                   pad_token_id=self.eos)
         news = [row[width:] for row in out.tolist()]
         return [new[: new.index(self.eos) + 1] if self.eos in new else new for new in news]
-
-    def _pass(self) -> float:
-        started, size = time.perf_counter(), self.workload.batch_size
-        self.outputs = []
-        for first in range(0, len(self.prompts), size):
-            self.outputs += self._batch(self.prompts[first : first + size])
-        return time.perf_counter() - started
-
-    def setup(self) -> dict:
-        return {"load_seconds": self.load_seconds, "warmup_seconds": self._pass()}
-
-    def repeat(self) -> dict:
-        return {"seconds": self._pass()}
-
-    def finish(self) -> dict:
-        return {"outputs": self.outputs}
 
 
 def notebook_pipeline(workload, path, splits, prompt, labels, output_dir) -> dict:

@@ -113,14 +113,8 @@ class GenerationWorkload:
 
 
 @dataclasses.dataclass(frozen=True)
-class CausalGenerationWorkload:
+class CausalGenerationWorkload(GenerationWorkload):
     """Greedy continuation of prompts by a decoder-only model, in batches of prompts of different lengths."""
-
-    model: str
-    prompts: int
-    batch_size: int
-    max_new_tokens: int
-    lengths: Lengths
 
     def prompt_ids(self, seed=1) -> list[list[int]]:
         rng = np.random.default_rng(seed)
