@@ -27,6 +27,10 @@ RECIPES = {  # recipe -> (settings, the checkpoint counts after which the succes
         "epochs=2", "batch_size=4", "pack=true", "max_length=128", "num_prompts=1", "max_new_tokens=4",
         "tiny_vocab_size=400", "lora.rank=8", "lora.dropout=0.1", 'lora.targets=["all-linear"]',
         "learning_rate=1e-3"], (1,)),
+    "dpo": ([  # LoRA: the reference is the model with its adapters off, computed again by each rerun
+        "model=tiny-qwen", f"dataset={DATA / 'preference_sample.jsonl'}", "max_train_samples=96",
+        "max_eval_samples=16", "epochs=2", "batch_size=8", "tiny_vocab_size=400", "lora.rank=8", "lora.dropout=0.1",
+        'lora.targets=["all-linear"]', "learning_rate=1e-3"], (1,)),
     "mlm_domain_adaptation": ([
         "model=tiny-distilbert", f"dataset={DATA / 'reviews_sample'}", "train_chunks=96", "test_chunks=16",
         "epochs=2", "masking=whole_word"], (1,)),

@@ -1,0 +1,97 @@
+"""DPO as a Keras model: `fit` trains a causal LM on preference pairs with trl's DPO loss.
+
+A batch holds pairs as (batch, 2, length) tokens, chosen first (data/preference.py). `DPOModel` runs both
+sequences of every pair through the causal LM in one forward pass (the pair axis folded into the batch), sums
+log p(token) over each answer's tokens, and `compute_loss` is rl/dpo_math.py's loss against the reference
+log-probs the batch carries. Those are computed once before training (`pair_logps`): the reference is the
+model as it starts (with its LoRA adapters off, as trl's reference under PEFT), so no second copy of the
+weights is ever held and a resumed run computes the same ones. trl's statistics are Keras metrics, so they
+reach the progress bar, history.csv, TensorBoard and the plots like the loss, as `val_*` on held-out pairs.
+"""
+
+import contextlib
+
+import keras
+import numpy as np
+from keras import ops
+
+from kerastune.models.lora import adapters_disabled
+from kerastune.rl.dpo_math import dpo_loss
+from kerastune.runtime import compile_model_function
+
+STATS = ("rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen",
+         "logps/rejected")
+
+
+def sequence_logps(logits, labels, label_mask):
+    """(sum of log p(label) over the masked positions, the masked count) per row. log p = logit - logsumexp, so no
+    second (rows, length, vocabulary) tensor is made."""
+    logits = ops.cast(logits, "float32")
+    picked = ops.take_along_axis(logits, ops.cast(labels, "int32")[..., None], axis=-1)[..., 0]
+    mask = ops.cast(label_mask, "float32")
+    return ops.sum((picked - ops.logsumexp(logits, axis=-1)) * mask, axis=-1), ops.sum(mask, axis=-1)
+
+
+class DPOModel(keras.Model):
+    """Inputs: {token_ids, padding_mask, labels, label_mask, reference_logps}; outputs: (log-probs, answer token
+    counts), each (batch, 2). The weights are the wrapped causal LM's."""
+
+    def __init__(self, causal_lm, beta=0.1, loss_type="sigmoid", label_smoothing=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.causal_lm = causal_lm
+        self.settings = dict(beta=beta, loss_type=loss_type, label_smoothing=label_smoothing)
+        self.preprocessor = None  # `fit` detaches a task's preprocessor; this one has none
+        self.reports_token_accuracy = False
+        self.trackers = [keras.metrics.Mean(name=name) for name in STATS]
+
+    def call(self, inputs, training=False):
+        length = ops.shape(inputs["token_ids"])[-1]
+
+        def fold(t):  # (batch, 2, length) -> (2 batch, length)
+            return ops.reshape(t, (-1, length))
+
+        logits = self.causal_lm({"token_ids": fold(inputs["token_ids"]),
+                                 "padding_mask": fold(inputs["padding_mask"])}, training=training)
+        logps, counts = sequence_logps(logits, fold(inputs["labels"]), fold(inputs["label_mask"]))
+        return ops.reshape(logps, (-1, 2)), ops.reshape(counts, (-1, 2))
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        logps, counts = y_pred
+        reference = x["reference_logps"]
+        loss, stats = dpo_loss(logps[:, 0], logps[:, 1], reference[:, 0], reference[:, 1],
+                               chosen_lengths=counts[:, 0], rejected_lengths=counts[:, 1], **self.settings)
+        for tracker in self.trackers:
+            tracker.update_state(stats[tracker.name])
+        return loss
+
+    @property
+    def metrics(self):
+        seen = {id(m) for m in super().metrics}
+        return super().metrics + [t for t in self.trackers if id(t) not in seen]
+
+
+def pair_logps(model: DPOModel, dataset, reference=False) -> tuple[np.ndarray, np.ndarray]:
+    """(log-probs, answer token counts), each (pairs, 2) in the pairs' order, for a dataset made with
+    `extra={"index": ...}`. `reference`: with the LoRA adapters off (a traced function sees them as they are
+    when it is traced, so the function is made inside the block)."""
+    logps, counts = {}, {}
+    with adapters_disabled(model.causal_lm) if reference else contextlib.nullcontext():
+        forward = compile_model_function(model, lambda x: model(x, training=False), xla=False)  # any bucket width
+        for x in dataset.as_numpy_iterator():
+            batch_logps, batch_counts = (np.asarray(a) for a in forward(
+                {k: v for k, v in x.items() if k != "index"}))
+            for row, index in enumerate(x["index"]):
+                logps[int(index)], counts[int(index)] = batch_logps[row], batch_counts[row]
+    order = sorted(logps)
+    return np.stack([logps[i] for i in order]), np.stack([counts[i] for i in order])
+
+
+def preference_stats(logps, counts, reference_logps, **settings) -> dict:
+    """trl's DPO statistics and loss over all pairs at once (not averaged batch by batch), as floats, plus the
+    policy's own preference: how often and by how much it gives the chosen answer the higher log-prob."""
+    loss, stats = dpo_loss(logps[:, 0], logps[:, 1], reference_logps[:, 0], reference_logps[:, 1],
+                           chosen_lengths=counts[:, 0], rejected_lengths=counts[:, 1], **settings)
+    out = {"loss": float(loss), **{name: float(value) for name, value in stats.items()}}
+    out["logps/margin"] = float(np.mean(logps[:, 0] - logps[:, 1]))
+    out["logps/accuracy"] = float(np.mean(logps[:, 0] > logps[:, 1]))
+    return out
