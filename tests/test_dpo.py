@@ -92,7 +92,8 @@ def test_standard_and_implicit_prompt_pairs_tokenize_as_trl(tmp_path):
 def test_long_pairs_are_cut_keeping_the_start_and_full_prompts_dropped(tmp_path):
     hf, _ = hf_tokenizer(tmp_path, "qwen", trl_template("qwen2_5"))
     rows = [{"prompt": "Q:", "chosen": " Happy to help! The mug costs 12 euros.", "rejected": " No."},
-            {"prompt": "Q: Can I return the cap within 30 days for a full refund?", "chosen": " Yes", "rejected": " No"}]
+            {"prompt": "Q: Can I return the cap within 30 days for a full refund?", "chosen": " Yes",
+             "rejected": " No"}]
     pairs, _ = read_pairs(datasets.Dataset.from_list(rows), "train")
     limit = 6
     assert len(hf(rows[1]["prompt"])["input_ids"]) >= limit > len(hf(rows[0]["prompt"])["input_ids"])
@@ -126,14 +127,14 @@ def test_dpo_learns_to_prefer_the_held_out_chosen_answers(tmp_path, capsys):
     assert "<|im_start|>" in json.loads((run_dir / "model" / SAVED_FILE).read_text())["chat_template"]
 
 
-def test_bad_preference_input_gets_one_line(tmp_path):
+def test_bad_preference_input_gets_one_line(tmp_path, capsys):
     rows = [{"prompt": "Q?", "answer": "A."}] * 4
     (tmp_path / "no_rejected.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     check(["run", str(DEMO), "--set", f"dataset={tmp_path / 'no_rejected.jsonl'}", f"output_dir={tmp_path / 'a'}"],
-          "has no 'chosen' column")
-    check(["run", str(DEMO), "--set", "dpo.loss_type=kto", f"output_dir={tmp_path / 'b'}"],
+          capsys, "has no 'chosen' column")
+    check(["run", str(DEMO), "--set", "dpo.loss_type=kto", f"output_dir={tmp_path / 'b'}"], capsys,
           "dpo.loss_type must be one of sigmoid, hinge, ipo, robust")
     mixed = [{"prompt": "Q?", "chosen": [{"role": "assistant", "content": "A."}], "rejected": "B."}] * 4
     (tmp_path / "mixed.jsonl").write_text("".join(json.dumps(r) + "\n" for r in mixed))
     check(["run", str(DEMO), "--set", f"dataset={tmp_path / 'mixed.jsonl'}", f"output_dir={tmp_path / 'c'}"],
-          "must both be text or both messages")
+          capsys, "must both be text or both messages")

@@ -31,6 +31,10 @@ RECIPES = {  # recipe -> (settings, the checkpoint counts after which the succes
         "model=tiny-qwen", f"dataset={DATA / 'preference_sample.jsonl'}", "max_train_samples=96",
         "max_eval_samples=16", "epochs=2", "batch_size=8", "tiny_vocab_size=400", "lora.rank=8", "lora.dropout=0.1",
         'lora.targets=["all-linear"]', "learning_rate=1e-3"], (1,)),
+    "reward_model": ([  # the score head and the adapters resume
+        "model=tiny-qwen", f"dataset={DATA / 'preference_sample.jsonl'}", "max_train_samples=64",
+        "max_eval_samples=16", "epochs=2", "batch_size=8", "tiny_vocab_size=400", "lora.rank=4",
+        "lora.dropout=0.1"], (1,)),
     "mlm_domain_adaptation": ([
         "model=tiny-distilbert", f"dataset={DATA / 'reviews_sample'}", "train_chunks=96", "test_chunks=16",
         "epochs=2", "masking=whole_word"], (1,)),

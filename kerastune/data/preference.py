@@ -13,7 +13,8 @@ prompt, and the prompt with each answer, in the model's chat template; a standar
 answer ending with the end token (trl adds the tokenizer's eos) and starting after the model's start token
 where its tokenizer puts one. The answer's tokens begin where the tokenized prompt and the tokenized prompt +
 answer part (trl's `common_prefix_length`). A sequence longer than `max_length` is cut keeping its start;
-a pair whose prompt fills `max_length` is dropped (nothing of its answers would be left).
+a pair whose prompt fills `max_length` is dropped (nothing of its answers would be left). A reward model
+(trl's `RewardTrainer`) reads the same sequences whole, and drops a pair that is too long instead of cutting it.
 """
 
 import dataclasses
@@ -123,8 +124,9 @@ def _common_prefix(a, b) -> int:
     return n
 
 
-def encode_pairs(pairs, tokenizer, max_length: int, chat=None, start_id=None, end_id=None):
-    """(encoded pairs, sequences cut at max_length, pairs dropped: the prompt fills max_length).
+def encode_pairs(pairs, tokenizer, max_length: int, chat=None, start_id=None, end_id=None, drop_long=False):
+    """(encoded pairs, sequences cut at max_length, pairs dropped: the prompt fills max_length, or with
+    `drop_long` a sequence is longer than max_length).
 
     `chat` (a ChatTemplate) renders conversational pairs; standard pairs need `end_id` (and `start_id` where the
     tokenizer puts one first).
@@ -149,7 +151,7 @@ def encode_pairs(pairs, tokenizer, max_length: int, chat=None, start_id=None, en
             start = [] if start_id is None else [int(start_id)]
             prompt, chosen, rejected = start + prompt, start + chosen + [end_id], start + rejected + [end_id]
         prompt_length = min(_common_prefix(prompt, chosen), _common_prefix(prompt, rejected))
-        if prompt_length >= max_length:
+        if prompt_length >= max_length or (drop_long and max(len(chosen), len(rejected)) > max_length):
             dropped += 1
             continue
         cut += (len(chosen) > max_length) + (len(rejected) > max_length)
@@ -166,38 +168,42 @@ def pair_arrays(pairs) -> dict:
     return {"ids": ids, "mask": masks}
 
 
-def _shift(ids, mask, pad_to_multiple_of):
-    """Model inputs from padded (batch, 2, n) sequences: tokens 0..n-2 predict tokens 1..n-1; a label counts
-    where it is an answer token."""
-    length = tf.shape(ids)[2] - 1
+def _model_inputs(ids, mask, real, pad_to_multiple_of, shift):
+    """Model inputs from padded (batch, 2, n) sequences. `shift` (a language model's log-probs): tokens 0..n-2
+    predict tokens 1..n-1, and a label counts where it is an answer token; else the sequences whole."""
+    length = tf.shape(ids)[2] - (1 if shift else 0)
     extra = (pad_to_multiple_of - length % pad_to_multiple_of) % pad_to_multiple_of
-    real = tf.ones_like(ids)
     ids, mask, real = (tf.pad(t, [[0, 0], [0, 0], [0, extra]]) for t in (ids, mask, real))
+    if not shift:
+        return {"token_ids": ids, "padding_mask": real}
     return {"token_ids": ids[:, :, :-1], "padding_mask": real[:, :, 1:], "labels": ids[:, :, 1:],
             "label_mask": mask[:, :, 1:]}
 
 
 def preference_dataset(pairs, batch_size: int, max_length: int, shuffle=True, seed=0, extra=None,
-                       pad_to_multiple_of=PAD_MULTIPLE, static_shapes=False):
+                       pad_to_multiple_of=PAD_MULTIPLE, static_shapes=False, shift=True):
     """Batches of pairs, bucketed by the longer sequence of each pair and padded to the batch's longest:
-    x = {token_ids, padding_mask, labels, label_mask}, each (batch, 2, length), chosen first; `extra` adds
-    per-pair arrays to x (the reference log-probs: (pairs, 2)). Knows its number of batches."""
+    x = {token_ids, padding_mask, labels, label_mask}, each (batch, 2, length), chosen first (`shift` False:
+    {token_ids, padding_mask} of the whole sequences); `extra` adds per-pair arrays to x (the reference
+    log-probs: (pairs, 2)). Knows its number of batches."""
     if not pairs:
         raise KerastuneError("no preference pairs to batch")
     arrays = pair_arrays(pairs)
     extra = {k: tf.constant(np.asarray(v)) for k, v in (extra or {}).items()}
     ds = rows_each_epoch({**arrays, **extra}, seed, shuffle)
-    ds = ds.map(lambda row: {**row, "ids": row["ids"].to_tensor(), "mask": row["mask"].to_tensor()})
+    ds = ds.map(lambda row: {**row, "ids": row["ids"].to_tensor(), "mask": row["mask"].to_tensor(),
+                             "real": tf.ones_like(row["ids"]).to_tensor()})
     edges = bucket_boundaries(max_length)
     ds = ds.bucket_by_sequence_length(
         element_length_func=lambda row: tf.shape(row["ids"])[1],
         bucket_boundaries=edges,
         bucket_batch_sizes=[batch_size] * (len(edges) + 1),
-        padded_shapes={"ids": [2, None], "mask": [2, None], **{k: v.shape[1:] for k, v in extra.items()}},
+        padded_shapes={"ids": [2, None], "mask": [2, None], "real": [2, None],
+                       **{k: v.shape[1:] for k, v in extra.items()}},
         pad_to_bucket_boundary=static_shapes,
         drop_remainder=static_shapes,
     )
-    ds = ds.map(lambda row: {**_shift(row["ids"], row["mask"], pad_to_multiple_of),
+    ds = ds.map(lambda row: {**_model_inputs(row["ids"], row["mask"], row["real"], pad_to_multiple_of, shift),
                              **{k: row[k] for k in extra}}, num_parallel_calls=tf.data.AUTOTUNE)
     lengths = [max(len(p.chosen_ids), len(p.rejected_ids)) for p in pairs]
     batches = count_bucketed_batches(lengths, batch_size, max_length, static_shapes)

@@ -17,7 +17,7 @@ from keras import ops
 
 from kerastune.models.lora import adapters_disabled
 from kerastune.rl.dpo_math import dpo_loss
-from kerastune.runtime import compile_model_function
+from kerastune.rl.pairs import run_on_pairs
 
 STATS = ("rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen",
          "logps/rejected")
@@ -74,16 +74,8 @@ def pair_logps(model: DPOModel, dataset, reference=False) -> tuple[np.ndarray, n
     """(log-probs, answer token counts), each (pairs, 2) in the pairs' order, for a dataset made with
     `extra={"index": ...}`. `reference`: with the LoRA adapters off (a traced function sees them as they are
     when it is traced, so the function is made inside the block)."""
-    logps, counts = {}, {}
     with adapters_disabled(model.causal_lm) if reference else contextlib.nullcontext():
-        forward = compile_model_function(model, lambda x: model(x, training=False), xla=False)  # any bucket width
-        for x in dataset.as_numpy_iterator():
-            batch_logps, batch_counts = (np.asarray(a) for a in forward(
-                {k: v for k, v in x.items() if k != "index"}))
-            for row, index in enumerate(x["index"]):
-                logps[int(index)], counts[int(index)] = batch_logps[row], batch_counts[row]
-    order = sorted(logps)
-    return np.stack([logps[i] for i in order]), np.stack([counts[i] for i in order])
+        return run_on_pairs(model, dataset)
 
 
 def preference_stats(logps, counts, reference_logps, **settings) -> dict:
