@@ -183,12 +183,20 @@ def load_config(recipe_or_path, *overrides, config_files=()):
     return resolve(recipe_or_path, config_files, overrides).config
 
 
+def global_batch(config) -> int:
+    """Rows per step: PPO's rollouts, GRPO's completions, or the training batch."""
+    if hasattr(config, "ppo"):
+        return config.ppo.batch_size
+    if hasattr(config, "grpo"):
+        return config.grpo.prompts_per_step * config.grpo.num_generations
+    return config.train.batch_size
+
+
 def run(recipe, config) -> dict:
     """`recipe.main(config)` on the devices `config.distribution` names (runtime.distribution_scope)."""
     from kerastune.runtime import describe_distribution, distribution_scope
 
     dist = config.distribution
     with distribution_scope(dist.strategy, dist.model_parallel_size, dist.multi_host):
-        batch = config.ppo.batch_size if hasattr(config, "ppo") else config.train.batch_size
-        print(describe_distribution(dist.strategy, batch))
+        print(describe_distribution(dist.strategy, global_batch(config)))
         return recipe.main(config)

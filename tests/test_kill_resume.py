@@ -7,7 +7,7 @@ test_kill_resume_detox.py."""
 
 import keras
 import pytest
-from helpers.kill_resume import DATA, check_kills_change_nothing
+from helpers.kill_resume import DATA, HELPERS, check_kills_change_nothing
 
 RECIPES = {  # recipe -> (settings, the checkpoint counts after which the successive runs are killed)
     "instruction_tuning": ([
@@ -35,6 +35,12 @@ RECIPES = {  # recipe -> (settings, the checkpoint counts after which the succes
         "model=tiny-qwen", f"dataset={DATA / 'preference_sample.jsonl'}", "max_train_samples=64",
         "max_eval_samples=16", "epochs=2", "batch_size=8", "tiny_vocab_size=400", "lora.rank=4",
         "lora.dropout=0.1"], (1,)),
+    "grpo": ([  # LoRA with dropout and a KL term (the reference: adapters off); a reward function, no tiny stages
+        "model=tiny-qwen", f"dataset={DATA / 'preference_sample.jsonl'}", "max_train_samples=64",
+        "train.sft_epochs=0", "reward.model=", f"reward.functions=[\"{HELPERS / 'shop_rewards.py'}:shop_words\"]",
+        "train.steps=4", "grpo.beta=0.04", "grpo.num_iterations=2", "grpo.steps_per_generation=2",
+        "tiny_vocab_size=400", "lora.rank=4", "lora.dropout=0.1", "eval.num_prompts=2",
+        "grpo.max_completion_length=12"], (2,)),
     "mlm_domain_adaptation": ([
         "model=tiny-distilbert", f"dataset={DATA / 'reviews_sample'}", "train_chunks=96", "test_chunks=16",
         "epochs=2", "masking=whole_word"], (1,)),

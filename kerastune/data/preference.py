@@ -51,7 +51,7 @@ class EncodedPair:
     rejected_mask: list
 
 
-def _value(value, where: str):
+def cell_value(value, where: str):
     """A cell as text or a list of messages (JSON text of a list is parsed)."""
     if isinstance(value, str) and value.lstrip().startswith("[{"):
         try:
@@ -93,14 +93,14 @@ def read_pairs(split, name: str, prompt_column="prompt", chosen_column="chosen",
     pairs, dropped = [], 0
     for i, (prompt, chosen, rejected) in enumerate(zip(prompts, split[chosen_column], split[rejected_column])):
         where = f"{name} row {i + 1}"
-        chosen, rejected = _value(chosen, where), _value(rejected, where)
+        chosen, rejected = cell_value(chosen, where), cell_value(rejected, where)
         if isinstance(chosen, list) != isinstance(rejected, list):
             raise KerastuneError(f"{where}: '{chosen_column}' and '{rejected_column}' must both be text or both "
                                  "messages")
         if prompt is None:
             pair = extract_prompt(chosen, rejected)
         else:
-            prompt = _value(prompt, where)
+            prompt = cell_value(prompt, where)
             if isinstance(chosen, list) and isinstance(prompt, str):
                 prompt = [{"role": "user", "content": prompt}]
             pair = Pair(prompt, chosen, rejected)

@@ -75,7 +75,7 @@ def pair_logps(model: DPOModel, dataset, reference=False) -> tuple[np.ndarray, n
     `extra={"index": ...}`. `reference`: with the LoRA adapters off (a traced function sees them as they are
     when it is traced, so the function is made inside the block)."""
     with adapters_disabled(model.causal_lm) if reference else contextlib.nullcontext():
-        return run_on_pairs(model, dataset)
+        return run_on_pairs(model, dataset, key="reference" if reference else "policy")
 
 
 def preference_stats(logps, counts, reference_logps, **settings) -> dict:

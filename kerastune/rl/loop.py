@@ -1,4 +1,5 @@
-"""The notebook's PPO loop, sturdier: batched rollouts, per-step logs, checkpoints and resume.
+"""The notebook's PPO loop, sturdier: batched rollouts, per-step logs, checkpoints and resume (GRPO runs the
+same loop: `run_steps`).
 
 Each step takes the next batch of prompts (shuffled once per pass, full
 batches only, like trl's dataloader), samples responses for the whole batch
@@ -39,6 +40,23 @@ def run_ppo(trainer, queries, score_fn, steps, run_dir, resume=True, seed=0, ver
     `score_fn(query_texts, response_texts) -> scores` is the reward model.
     Checkpoints: `run_dir/checkpoints/ppo-NNNN/`, the newest `keep` kept.
     """
+    query_ids = trainer.encode(queries)
+
+    def one_step(step):
+        chosen = batch_indices(step, len(queries), trainer.batch_size, seed)
+        batch_ids = [query_ids[i] for i in chosen]
+        responses = trainer.generate(batch_ids)
+        scores = score_fn([queries[i] for i in chosen], trainer.decode(responses))
+        return trainer.step(batch_ids, responses, scores)
+
+    return run_steps(trainer, one_step, steps, run_dir, prefix="ppo", progress_stats=PROGRESS_STATS,
+                     learning_rate_key="ppo.learning_rate", resume=resume, verbose=verbose, keep=keep)
+
+
+def run_steps(trainer, one_step, steps, run_dir, *, prefix, progress_stats, learning_rate_key, resume=True,
+              verbose=True, keep=3) -> list[dict]:
+    """The step loop of an RL trainer (PPO, GRPO): `one_step(step) -> stats` for each step up to `steps`,
+    resumed after the trainer's last checkpoint (`trainer.load_state` / `save_state`, `steps_done`)."""
     run_dir = Path(run_dir)
     checkpoints, history_csv = run_dir / "checkpoints", run_dir / "history.csv"
     rows = []
@@ -47,33 +65,28 @@ def run_ppo(trainer, queries, score_fn, steps, run_dir, resume=True, seed=0, ver
         keep_history(history_csv, trainer.steps_done)
         rows = [{k: float(v) for k, v in r.items()} for r in read_history(history_csv)]
         resumed_clock(state.get("seconds", 0.0))
-        print(f"resuming PPO after step {trainer.steps_done} of {steps} from {checkpoint}")
+        print(f"resuming {prefix.upper()} after step {trainer.steps_done} of {steps} from {checkpoint}")
     else:
-        remove_checkpoints(checkpoints, "ppo")
+        remove_checkpoints(checkpoints, prefix)
         history_csv.unlink(missing_ok=True)
-    query_ids = trainer.encode(queries)
-    writer = _tensorboard_writer(run_dir / "tensorboard" / "ppo")
-    bar = keras.utils.Progbar(steps, unit_name="step", stateful_metrics=PROGRESS_STATS) if verbose else None
+    writer = _tensorboard_writer(run_dir / "tensorboard" / prefix)
+    bar = keras.utils.Progbar(steps, unit_name="step", stateful_metrics=progress_stats) if verbose else None
     if bar and rows:
         bar.update(len(rows))
     for step in range(trainer.steps_done, steps):
-        chosen = batch_indices(step, len(queries), trainer.batch_size, seed)
-        batch_ids = [query_ids[i] for i in chosen]
-        responses = trainer.generate(batch_ids)
-        scores = score_fn([queries[i] for i in chosen], trainer.decode(responses))
-        stats = trainer.step(batch_ids, responses, scores)
+        stats = one_step(step)
         bad = [name for name, value in stats.items() if not math.isfinite(value)]
         if bad:
-            kept = f"the last good checkpoint is ppo-{step:04d}" if step else "no checkpoint was written yet"
-            raise Diverged(f"PPO diverged at step {step + 1}: {', '.join(bad[:3])} not finite; {kept} "
-                           "(try a lower ppo.learning_rate)")
+            kept = f"the last good checkpoint is {prefix}-{step:04d}" if step else "no checkpoint was written yet"
+            raise Diverged(f"{prefix.upper()} diverged at step {step + 1}: {', '.join(bad[:3])} not finite; {kept} "
+                           f"(try a lower {learning_rate_key})")
         row = {"step": step + 1, **stats}
         rows.append(row)
         append_history(history_csv, row)
         _log_scalars(writer, row)
         trainer.save_state(checkpoints, keep, {"seconds": elapsed()})
         if bar:
-            bar.update(step + 1, values=[(name, stats[name]) for name in PROGRESS_STATS])
+            bar.update(step + 1, values=[(name, stats[name]) for name in progress_stats if name in stats])
     return rows
 
 

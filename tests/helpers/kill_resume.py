@@ -15,6 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "recipes" / "data"
+HELPERS = ROOT / "tests" / "helpers"
 
 
 def command(recipe, settings, run_dir):
