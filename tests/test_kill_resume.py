@@ -3,11 +3,11 @@ weights and metrics equal an uninterrupted run's (TensorFlow: within 1e-6).
 
 The kill comes a random 0-1.5 s after the k-th checkpoint is complete, so it lands mid-epoch, during
 evaluation or during the next checkpoint's write. lora_ppo_detox, killed three times (once in each stage):
-test_kill_resume_detox.py."""
+test_kill_resume_detox.py; reward_model, dpo and grpo: test_kill_resume_preference.py."""
 
 import keras
 import pytest
-from helpers.kill_resume import DATA, HELPERS, check_kills_change_nothing
+from helpers.kill_resume import DATA, check_kills_change_nothing
 
 RECIPES = {  # recipe -> (settings, the checkpoint counts after which the successive runs are killed)
     "instruction_tuning": ([
@@ -27,20 +27,6 @@ RECIPES = {  # recipe -> (settings, the checkpoint counts after which the succes
         "epochs=2", "batch_size=4", "pack=true", "max_length=128", "num_prompts=1", "max_new_tokens=4",
         "tiny_vocab_size=400", "lora.rank=8", "lora.dropout=0.1", 'lora.targets=["all-linear"]',
         "learning_rate=1e-3"], (1,)),
-    "dpo": ([  # LoRA: the reference is the model with its adapters off, computed again by each rerun
-        "model=tiny-qwen", f"dataset={DATA / 'preference_sample.jsonl'}", "max_train_samples=96",
-        "max_eval_samples=16", "epochs=2", "batch_size=8", "tiny_vocab_size=400", "lora.rank=8", "lora.dropout=0.1",
-        'lora.targets=["all-linear"]', "learning_rate=1e-3"], (1,)),
-    "reward_model": ([  # the score head and the adapters resume
-        "model=tiny-qwen", f"dataset={DATA / 'preference_sample.jsonl'}", "max_train_samples=64",
-        "max_eval_samples=16", "epochs=2", "batch_size=8", "tiny_vocab_size=400", "lora.rank=4",
-        "lora.dropout=0.1"], (1,)),
-    "grpo": ([  # LoRA with dropout and a KL term (the reference: adapters off); a reward function, no tiny stages
-        "model=tiny-qwen", f"dataset={DATA / 'preference_sample.jsonl'}", "max_train_samples=64",
-        "train.sft_epochs=0", "reward.model=", f"reward.functions=[\"{HELPERS / 'shop_rewards.py'}:shop_words\"]",
-        "train.steps=4", "grpo.beta=0.04", "grpo.num_iterations=2", "grpo.steps_per_generation=2",
-        "tiny_vocab_size=400", "lora.rank=4", "lora.dropout=0.1", "eval.num_prompts=2",
-        "grpo.max_completion_length=12"], (2,)),
     "mlm_domain_adaptation": ([
         "model=tiny-distilbert", f"dataset={DATA / 'reviews_sample'}", "train_chunks=96", "test_chunks=16",
         "epochs=2", "masking=whole_word"], (1,)),
