@@ -3,7 +3,9 @@
 What trl's `DPOTrainer` does (trl 1.16: its loss types, its tokenization, its
 logged statistics), with Keras models and `model.fit`: pairs in trl's
 preference formats (prompt / chosen / rejected, text or conversations, or an
-implicit prompt) are tokenized in the model's chat template; the reference is
+implicit prompt) are tokenized in the model's chat template (a causal LM) or
+as encoder prompt and decoder answers (a seq2seq model such as FLAN-T5, as
+trl 0.11 did; trl 1.16 has no encoder-decoder DPO); the reference is
 the model as it starts, with its LoRA adapters off, and its log-probs are
 computed once, before training, so no second copy of the weights is held;
 each step runs both answers of every pair in one forward pass and takes
@@ -34,11 +36,18 @@ from kerastune.config import (
     TrainConfig,
 )
 from kerastune.data import limit_rows, load_splits, require_rows, split_off
-from kerastune.data.preference import encode_pairs, preference_dataset, read_pairs
+from kerastune.data.preference import (
+    encode_pairs,
+    encode_seq2seq_pairs,
+    preference_dataset,
+    read_pairs,
+    seq2seq_preference_dataset,
+)
 from kerastune.errors import KerastuneError
 from kerastune.generation.causal import start_token_id
 from kerastune.models import load_recipe_model
 from kerastune.models.chat_templates import load_chat_template, save_chat_template
+from kerastune.models.load import model_kind
 from kerastune.models.lora import adapt, merged_for_saving, parameter_report, save_adapters
 from kerastune.rl.dpo import DPOModel, pair_logps, preference_stats
 from kerastune.rl.dpo_math import LOSS_TYPES
@@ -59,6 +68,8 @@ class Data(DataConfig):
     max_train_samples: int  # 0 = all
     max_eval_samples: int
     max_length: int  # tokens per prompt + answer; longer ones are cut keeping the start (trl's keep_start)
+    max_source_length: int  # seq2seq models: the prompt's tokens ...
+    max_target_length: int  # ... and each answer's
 
 
 @dataclasses.dataclass
@@ -141,26 +152,41 @@ def main(config: Config) -> dict:
 
     # The model (LoRA: only the adapters train) and its chat template; the pairs as tokens.
     def load_base():
-        return load_recipe_model(RECIPE, config.model.name, "causal_lm", texts=texts_of(train_pairs),
+        return load_recipe_model(RECIPE, config.model.name, ("causal_lm", "seq2seq"), texts=texts_of(train_pairs),
                                  vocab_size=config.model.tiny_vocab_size, sequence_length=data.max_length,
-                                 revision=config.model.revision)
+                                 encoder_sequence_length=data.max_source_length,
+                                 decoder_sequence_length=data.max_target_length, revision=config.model.revision)
 
     model = load_base()
     adapted = adapt(model, config.lora, seed=config.seed)
     if adapted:
         print(parameter_report(model))
     tokenizer = model.preprocessor.tokenizer
+    seq2seq = model_kind(model) == "seq2seq"
     conversational = any(p.conversational for p in train_pairs + eval_pairs)
     chat = load_chat_template(config.model.name, model, config.model.revision, config.chat.template) \
-        if conversational else None
-    max_length = min(data.max_length, getattr(model.backbone, "max_sequence_length", None) or data.max_length)
-    encoding = dict(tokenizer=tokenizer, max_length=max_length, chat=chat, start_id=start_token_id(model),
-                    end_id=int(tokenizer.end_token_id))
-    train_encoded, train_cut, train_dropped = encode_pairs(train_pairs, **encoding)
-    eval_encoded, eval_cut, eval_dropped = encode_pairs(eval_pairs, **encoding)
-    print(f"{len(train_encoded)} train / {len(eval_encoded)} {held_out} pairs of at most {max_length} tokens "
-          f"{'in the chat template' if conversational else 'as plain text'}; {train_cut + eval_cut} sequences cut "
-          f"at max_length, {train_dropped + eval_dropped} pairs dropped (the prompt fills max_length)")
+        if conversational and not seq2seq else None
+    end_id = int(tokenizer.end_token_id)
+    if seq2seq:
+        max_length = max(data.max_source_length, data.max_target_length)
+        train_encoded, train_cut = encode_seq2seq_pairs(train_pairs, tokenizer, end_id, data.max_source_length,
+                                                        data.max_target_length)
+        eval_encoded, eval_cut = encode_seq2seq_pairs(eval_pairs, tokenizer, end_id, data.max_source_length,
+                                                      data.max_target_length)
+        train_dropped = eval_dropped = 0
+        batches = seq2seq_preference_dataset
+    else:
+        max_length = min(data.max_length, getattr(model.backbone, "max_sequence_length", None) or data.max_length)
+        encoding = dict(tokenizer=tokenizer, max_length=max_length, chat=chat, start_id=start_token_id(model),
+                        end_id=end_id)
+        train_encoded, train_cut, train_dropped = encode_pairs(train_pairs, **encoding)
+        eval_encoded, eval_cut, eval_dropped = encode_pairs(eval_pairs, **encoding)
+        batches = preference_dataset
+    shape = "as encoder prompt and decoder answers" if seq2seq else \
+        "in the chat template" if conversational else "as plain text"
+    print(f"{len(train_encoded)} train / {len(eval_encoded)} {held_out} pairs {shape}; {train_cut + eval_cut} "
+          f"sequences cut at their maximum length, {train_dropped + eval_dropped} pairs dropped (the prompt fills "
+          "max_length)")
     if not train_encoded or not eval_encoded:
         raise KerastuneError("no pair has an answer token within max_length in one split")
 
@@ -169,8 +195,8 @@ def main(config: Config) -> dict:
     settings = dataclasses.asdict(config.dpo)
 
     def indexed(encoded):
-        return preference_dataset(encoded, config.eval.batch_size, max_length, shuffle=False,
-                                  extra={"index": list(range(len(encoded)))})
+        return batches(encoded, config.eval.batch_size, max_length, shuffle=False,
+                       extra={"index": list(range(len(encoded)))})
 
     with without_preprocessor(model):
         train_reference, _ = pair_logps(dpo_model, indexed(train_encoded), reference=True)
@@ -179,10 +205,10 @@ def main(config: Config) -> dict:
     show(before, "before")
 
     # DPO, evaluating on the held-out pairs every epoch; keep the best epoch's weights.
-    train_ds = preference_dataset(train_encoded, train_settings.batch_size, max_length, seed=config.seed,
-                                  static_shapes=data.static_shapes, extra={"reference_logps": train_reference})
-    eval_ds = preference_dataset(eval_encoded, config.eval.batch_size, max_length, shuffle=False,
-                                 extra={"reference_logps": eval_reference})
+    train_ds = batches(train_encoded, train_settings.batch_size, max_length, seed=config.seed,
+                       static_shapes=data.static_shapes, extra={"reference_logps": train_reference})
+    eval_ds = batches(eval_encoded, config.eval.batch_size, max_length, shuffle=False,
+                      extra={"reference_logps": eval_reference})
     accumulation = train_settings.gradient_accumulation_steps
     optimizer = create_optimizer(train_settings.learning_rate,
                                  count_batches(train_ds) * train_settings.epochs // accumulation,

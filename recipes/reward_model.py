@@ -39,7 +39,6 @@ from kerastune.errors import KerastuneError
 from kerastune.generation.causal import start_token_id
 from kerastune.models import load_recipe_model
 from kerastune.models.chat_templates import load_chat_template, save_chat_template
-from kerastune.models.load import load_model
 from kerastune.models.lora import adapt, merged_for_saving, parameter_report, save_adapters
 from kerastune.rl.pairs import run_on_pairs
 from kerastune.rl.reward_math import pairwise_reward_loss
@@ -133,8 +132,10 @@ def main(config: Config) -> dict:
 
     # The model: a causal LM gets a score head; a classifier must have one output. LoRA: the adapters and the head
     # train.
-    def load_base():
-        return load_recipe_model_any(config, texts_of(train_pairs))
+    def load_base():  # a tiny-roberta gets one label, `reward`; other builders do not take `labels`
+        return load_recipe_model(RECIPE, config.model.name, ("causal_lm", "classifier"), texts=texts_of(train_pairs),
+                                 vocab_size=config.model.tiny_vocab_size, sequence_length=data.max_length,
+                                 revision=config.model.revision, labels=("reward",))
 
     model = load_base()
     check_reward_model(model, config.model.name)
@@ -213,19 +214,6 @@ def main(config: Config) -> dict:
     })
     print("\n" + "  ".join(f"{k}: {v:.4f}" for k, v in metrics.items() if isinstance(v, float) and "after" in k))
     return metrics
-
-
-def load_recipe_model_any(config, texts):
-    """The configured model, a causal LM or a text classifier (a tiny-roberta gets one label, `reward`)."""
-    model = config.model
-    kwargs = dict(texts=texts, vocab_size=model.tiny_vocab_size, sequence_length=config.data.max_length,
-                  revision=model.revision)
-    if model.name == "tiny-roberta":
-        return load_recipe_model(RECIPE, model.name, "classifier", labels=("reward",), **kwargs)
-    loaded = load_model(model.name, **kwargs)
-    if model.name.startswith("tiny-"):
-        print(f"NOTE: '{model.name}' is a tiny random model for demos and tests, not a pretrained checkpoint.")
-    return loaded
 
 
 if __name__ == "__main__":

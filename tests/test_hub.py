@@ -32,6 +32,7 @@ def hub(local_hub, tmp_path_factory, product_texts, spiece_proto):
     from make_chat_sample import make_conversation
     from make_dialogues_sample import make_rows as dialogues
     from make_news_sample import make_rows as news
+    from make_preference_sample import make_pair
     from make_products_sample import make_rows as products
     from make_qa_sample import make_rows as qa
     from make_reviews_sample import make_rows as reviews
@@ -48,7 +49,7 @@ def hub(local_hub, tmp_path_factory, product_texts, spiece_proto):
     hub_repos.add_datasets(local_hub, {
         "products": products(3000, seed=5), "news": news(400, seed=1), "qa": hub_repos.qa_rows(qa(300, seed=2)),
         "reviews": reviews(300, seed=3), "dialogues": dialogues(120, seed=4),
-        "chats": [make_conversation(rng) for _ in range(100)],
+        "chats": [make_conversation(rng) for _ in range(100)], "pairs": [make_pair(rng) for _ in range(80)],
     })
     return local_hub
 
@@ -168,6 +169,23 @@ def test_chat_sft_runs_its_defaults_from_the_hub(hub, tmp_path, capsys):
     assert saved["chat_template"] == trl_template("qwen2_5") and saved["added_tokens"]["<|im_end|>"] >= 0
     assert main(["generate", str(tmp_path), "--chat", "How much is the mug?"]) == 0
     assert "How much is the mug?\n-> " in capsys.readouterr().out
+
+
+def test_the_preference_recipes_run_their_defaults_from_the_hub(hub, tmp_path, capsys):
+    """reward_model, dpo and grpo on their own defaults (Qwen2.5 Instruct; trl's UltraFeedback pairs, whose prompt is
+    what chosen and rejected share, and its prompts), one after the other as the README runs them: grpo's reward is
+    the reward_model run's model."""
+    small = ["max_train_samples=32", "max_eval_samples=8", "max_length=512"]
+    assert main(["run", "reward_model", "--set", f"output_dir={tmp_path / 'rm'}", "epochs=1", *small]) == 0
+    out = capsys.readouterr().out
+    assert "32 train / 8 test pairs; dropped 0" in out and "in the chat template" in out
+    assert main(["run", "dpo", "--set", f"output_dir={tmp_path / 'dpo'}", "epochs=1", *small]) == 0
+    assert "32 train / 8 test pairs in the chat template" in capsys.readouterr().out
+    assert main(["run", "grpo", "--set", f"output_dir={tmp_path / 'grpo'}", f"reward.model={tmp_path / 'rm' / 'model'}",
+                 "train.steps=1", "max_train_samples=8", "prompts_per_step=2", "num_generations=2",
+                 "max_completion_length=4", "eval.num_prompts=2"]) == 0
+    assert "8 train / 2 test prompts" in capsys.readouterr().out
+    assert json.loads((tmp_path / "grpo" / "metrics.json").read_text())["steps"] == 1
 
 
 def test_dry_run_resolves_everything_and_downloads_nothing(hub, capsys):

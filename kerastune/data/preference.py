@@ -15,6 +15,8 @@ where its tokenizer puts one. The answer's tokens begin where the tokenized prom
 answer part (trl's `common_prefix_length`). A sequence longer than `max_length` is cut keeping its start;
 a pair whose prompt fills `max_length` is dropped (nothing of its answers would be left). A reward model
 (trl's `RewardTrainer`) reads the same sequences whole, and drops a pair that is too long instead of cutting it.
+A seq2seq model (T5) reads text pairs as trl 0.11's encoder-decoder DPO did: the prompt is the encoder's input and
+each answer the decoder's labels, each ending with the end token.
 """
 
 import dataclasses
@@ -26,7 +28,7 @@ import tensorflow as tf
 from kerastune.data.causal_lm import tokenize_texts
 from kerastune.data.chat import check_messages
 from kerastune.data.epochs import rows_each_epoch
-from kerastune.data.tokens import PAD_MULTIPLE, bucket_boundaries, count_bucketed_batches
+from kerastune.data.tokens import PAD_MULTIPLE, bucket_boundaries, count_bucketed_batches, with_end_token
 from kerastune.errors import KerastuneError
 
 
@@ -159,6 +161,74 @@ def encode_pairs(pairs, tokenizer, max_length: int, chat=None, start_id=None, en
         encoded.append(EncodedPair(chosen, [0] * prompt_length + [1] * (len(chosen) - prompt_length),
                                    rejected, [0] * prompt_length + [1] * (len(rejected) - prompt_length)))
     return encoded, cut, dropped
+
+
+@dataclasses.dataclass
+class EncodedSeq2SeqPair:
+    """A prompt's encoder tokens and both answers' decoder labels."""
+
+    prompt_ids: list
+    chosen_ids: list
+    rejected_ids: list
+
+
+def encode_seq2seq_pairs(pairs, tokenizer, end_id: int, max_source_length: int, max_target_length: int):
+    """(encoded pairs, sequences cut): each text's tokens and the end token, cut keeping the start."""
+    if any(p.conversational for p in pairs):
+        raise KerastuneError("a seq2seq model has no chat template: give it preference pairs as text, not messages")
+    ids = tokenize_texts([t for p in pairs for t in (p.prompt, p.chosen, p.rejected)], tokenizer)
+    encoded, cut = [], 0
+    for i in range(len(pairs)):
+        prompt, chosen, rejected = ids[3 * i: 3 * i + 3]
+        cut += (len(prompt) >= max_source_length) + (len(chosen) >= max_target_length) \
+            + (len(rejected) >= max_target_length)
+        encoded.append(EncodedSeq2SeqPair(with_end_token(prompt, max_source_length, end_id),
+                                          with_end_token(chosen, max_target_length, end_id),
+                                          with_end_token(rejected, max_target_length, end_id)))
+    return encoded, cut
+
+
+def seq2seq_preference_dataset(pairs, batch_size: int, max_length: int, shuffle=True, seed=0, extra=None,
+                               pad_to_multiple_of=PAD_MULTIPLE, static_shapes=False):
+    """Batches of seq2seq pairs, bucketed by the longest of each pair's texts: x = {encoder_token_ids,
+    encoder_padding_mask} (batch, source length), {decoder_token_ids, decoder_padding_mask, labels,
+    label_mask} (batch, 2, target length), chosen first; the decoder starts with the pad id, as T5's does."""
+    if not pairs:
+        raise KerastuneError("no preference pairs to batch")
+    arrays = {"prompt": tf.ragged.constant([p.prompt_ids for p in pairs], dtype=tf.int32),
+              "answers": tf.ragged.constant([[p.chosen_ids, p.rejected_ids] for p in pairs], dtype=tf.int32,
+                                            ragged_rank=2)}
+    extra = {k: tf.constant(np.asarray(v)) for k, v in (extra or {}).items()}
+    ds = rows_each_epoch({**arrays, **extra}, seed, shuffle)
+    ds = ds.map(lambda row: {**row, "prompt_real": tf.ones_like(row["prompt"]), "answers": row["answers"].to_tensor(),
+                             "real": tf.ones_like(row["answers"]).to_tensor()})
+    edges = bucket_boundaries(max_length)
+    ds = ds.bucket_by_sequence_length(
+        element_length_func=lambda row: tf.maximum(tf.shape(row["prompt"])[0], tf.shape(row["answers"])[1]),
+        bucket_boundaries=edges,
+        bucket_batch_sizes=[batch_size] * (len(edges) + 1),
+        padded_shapes={"prompt": [None], "prompt_real": [None], "answers": [2, None], "real": [2, None],
+                       **{k: v.shape[1:] for k, v in extra.items()}},
+        pad_to_bucket_boundary=static_shapes,
+        drop_remainder=static_shapes,
+    )
+
+    def model_inputs(row):
+        def padded(t):
+            length = tf.shape(t)[-1]
+            extra_length = (pad_to_multiple_of - length % pad_to_multiple_of) % pad_to_multiple_of
+            return tf.pad(t, [[0, 0]] * (len(t.shape) - 1) + [[0, extra_length]])
+
+        answers, real = padded(row["answers"]), padded(row["real"])
+        start = tf.zeros_like(answers[:, :, :1])
+        return {"encoder_token_ids": padded(row["prompt"]), "encoder_padding_mask": padded(row["prompt_real"]),
+                "decoder_token_ids": tf.concat([start, answers[:, :, :-1]], axis=2), "decoder_padding_mask": real,
+                "labels": answers, "label_mask": real, **{k: row[k] for k in extra}}
+
+    ds = ds.map(model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
+    lengths = [max(len(p.prompt_ids), len(p.chosen_ids), len(p.rejected_ids)) for p in pairs]
+    batches = count_bucketed_batches(lengths, batch_size, max_length, static_shapes)
+    return ds.apply(tf.data.experimental.assert_cardinality(batches)).prefetch(tf.data.AUTOTUNE)
 
 
 def pair_arrays(pairs) -> dict:

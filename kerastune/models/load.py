@@ -184,11 +184,14 @@ KIND_NAMES = {
 }
 
 
-def load_recipe_model(recipe: str, model_id: str, kind: str, **kwargs):
-    """`load_model`, then check the model suits the recipe, and say so plainly when it is tiny."""
+def load_recipe_model(recipe: str, model_id: str, kind, **kwargs):
+    """`load_model`, then check the model suits the recipe (`kind`: one kind, or a tuple of the kinds it takes),
+    and say so plainly when it is tiny."""
     model = load_model(model_id, **kwargs)
-    if model_kind(model) != kind:
-        raise KerastuneError(f"{recipe} needs {KIND_NAMES.get(kind, kind)}; '{model_id}' is {model_kind(model)}")
+    kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+    if model_kind(model) not in kinds:
+        wanted = " or ".join(KIND_NAMES.get(k, k) for k in kinds)
+        raise KerastuneError(f"{recipe} needs {wanted}; '{model_id}' is {model_kind(model)}")
     if model_id.startswith("tiny-"):
         print(f"NOTE: '{model_id}' is a tiny random model for demos and tests, not a pretrained checkpoint.")
     return model

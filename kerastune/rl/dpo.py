@@ -1,12 +1,13 @@
-"""DPO as a Keras model: `fit` trains a causal LM on preference pairs with trl's DPO loss.
+"""DPO as a Keras model: `fit` trains a causal LM or a seq2seq model on preference pairs with trl's DPO loss.
 
 A batch holds pairs as (batch, 2, length) tokens, chosen first (data/preference.py). `DPOModel` runs both
-sequences of every pair through the causal LM in one forward pass (the pair axis folded into the batch), sums
-log p(token) over each answer's tokens, and `compute_loss` is rl/dpo_math.py's loss against the reference
-log-probs the batch carries. Those are computed once before training (`pair_logps`): the reference is the
-model as it starts (with its LoRA adapters off, as trl's reference under PEFT), so no second copy of the
-weights is ever held and a resumed run computes the same ones. trl's statistics are Keras metrics, so they
-reach the progress bar, history.csv, TensorBoard and the plots like the loss, as `val_*` on held-out pairs.
+sequences of every pair through the model in one forward pass (the pair axis folded into the batch; a seq2seq
+model's encoder input, the prompt, repeated for both answers), sums log p(token) over each answer's tokens,
+and `compute_loss` is rl/dpo_math.py's loss against the reference log-probs the batch carries. Those are
+computed once before training (`pair_logps`): the reference is the model as it starts (with its LoRA
+adapters off, as trl's reference under PEFT), so no second copy of the weights is ever held and a resumed run
+computes the same ones. trl's statistics are Keras metrics, so they reach the progress bar, history.csv,
+TensorBoard and the plots like the loss, as `val_*` on held-out pairs.
 """
 
 import contextlib
@@ -33,25 +34,32 @@ def sequence_logps(logits, labels, label_mask):
 
 
 class DPOModel(keras.Model):
-    """Inputs: {token_ids, padding_mask, labels, label_mask, reference_logps}; outputs: (log-probs, answer token
-    counts), each (batch, 2). The weights are the wrapped causal LM's."""
+    """Inputs: {token_ids, padding_mask, labels, label_mask, reference_logps} (a seq2seq model: encoder_* and
+    decoder_* in place of the first two); outputs: (log-probs, answer token counts), each (batch, 2). The
+    weights are the wrapped model's."""
 
-    def __init__(self, causal_lm, beta=0.1, loss_type="sigmoid", label_smoothing=0.0, **kwargs):
+    def __init__(self, model, beta=0.1, loss_type="sigmoid", label_smoothing=0.0, **kwargs):
         super().__init__(**kwargs)
-        self.causal_lm = causal_lm
+        self.model = model
         self.settings = dict(beta=beta, loss_type=loss_type, label_smoothing=label_smoothing)
         self.preprocessor = None  # `fit` detaches a task's preprocessor; this one has none
         self.reports_token_accuracy = False
         self.trackers = [keras.metrics.Mean(name=name) for name in STATS]
 
     def call(self, inputs, training=False):
-        length = ops.shape(inputs["token_ids"])[-1]
+        length = ops.shape(inputs["labels"])[-1]
 
-        def fold(t):  # (batch, 2, length) -> (2 batch, length)
+        def fold(t):  # (batch, 2, length) -> (2 batch, length): chosen, rejected, chosen, ...
             return ops.reshape(t, (-1, length))
 
-        logits = self.causal_lm({"token_ids": fold(inputs["token_ids"]),
-                                 "padding_mask": fold(inputs["padding_mask"])}, training=training)
+        if "encoder_token_ids" in inputs:  # seq2seq: the prompt once per answer
+            model_inputs = {"encoder_token_ids": ops.repeat(inputs["encoder_token_ids"], 2, axis=0),
+                            "encoder_padding_mask": ops.repeat(inputs["encoder_padding_mask"], 2, axis=0),
+                            "decoder_token_ids": fold(inputs["decoder_token_ids"]),
+                            "decoder_padding_mask": fold(inputs["decoder_padding_mask"])}
+        else:
+            model_inputs = {"token_ids": fold(inputs["token_ids"]), "padding_mask": fold(inputs["padding_mask"])}
+        logits = self.model(model_inputs, training=training)
         logps, counts = sequence_logps(logits, fold(inputs["labels"]), fold(inputs["label_mask"]))
         return ops.reshape(logps, (-1, 2)), ops.reshape(counts, (-1, 2))
 
@@ -74,7 +82,7 @@ def pair_logps(model: DPOModel, dataset, reference=False) -> tuple[np.ndarray, n
     """(log-probs, answer token counts), each (pairs, 2) in the pairs' order, for a dataset made with
     `extra={"index": ...}`. `reference`: with the LoRA adapters off (a traced function sees them as they are
     when it is traced, so the function is made inside the block)."""
-    with adapters_disabled(model.causal_lm) if reference else contextlib.nullcontext():
+    with adapters_disabled(model.model) if reference else contextlib.nullcontext():
         return run_on_pairs(model, dataset, key="reference" if reference else "policy")
 
 

@@ -75,7 +75,8 @@ def run_steps(trainer, one_step, steps, run_dir, *, prefix, progress_stats, lear
         bar.update(len(rows))
     for step in range(trainer.steps_done, steps):
         stats = one_step(step)
-        bad = [name for name, value in stats.items() if not math.isfinite(value)]
+        # A reward that scored none of a step's completions has no mean (NaN, as trl logs it): not divergence.
+        bad = [name for name, value in stats.items() if not math.isfinite(value) and not name.startswith("rewards/")]
         if bad:
             kept = f"the last good checkpoint is {prefix}-{step:04d}" if step else "no checkpoint was written yet"
             raise Diverged(f"{prefix.upper()} diverged at step {step + 1}: {', '.join(bad[:3])} not finite; {kept} "

@@ -17,6 +17,7 @@ DISTILBERT = "distilbert/distilbert-base-uncased"
 HATE = "facebook/roberta-hate-speech-dynabench-r4-target"
 DECODERS = {"qwen2": "Qwen/Qwen2.5-0.5B", "llama": "unsloth/Llama-3.2-1B"}  # what causal_lm users pick today
 INSTRUCT, NO_ROBOTS = "Qwen/Qwen2.5-0.5B-Instruct", "HuggingFaceH4/no_robots"  # chat_sft's defaults
+PREFERENCES, PROMPTS = "trl-lib/ultrafeedback_binarized", "trl-lib/ultrafeedback-prompt"  # reward_model, dpo, grpo
 ESCI, AG_NEWS, YAHOO, IMDB, DIALOGSUM = ("milistu/amazon-esci-data", "fancyzhx/ag_news",
                                          "community-datasets/yahoo_answers_topics", "stanfordnlp/imdb",
                                          "knkarthick/dialogsum")
@@ -109,6 +110,16 @@ def add_datasets(hub, rows):
              for i, c in enumerate(rows["chats"])]
     hub.add("datasets", NO_ROBOTS, {"data/train-00000-of-00001.parquet": parquet(chats[:-20]),
                                     "data/test-00000-of-00001.parquet": parquet(chats[-20:])})
+    # trl's UltraFeedback: whole conversations chosen and rejected (the prompt is what they share) with their
+    # scores; and the prompts alone, as lists of messages.
+    pairs = rows.get("pairs", [])
+    binarized = [{"chosen": p["prompt"] + p["chosen"], "rejected": p["prompt"] + p["rejected"],
+                  "score_chosen": 8.0, "score_rejected": 3.0} for p in pairs]
+    hub.add("datasets", PREFERENCES, {"data/train-00000-of-00001.parquet": parquet(binarized[:-16]),
+                                      "data/test-00000-of-00001.parquet": parquet(binarized[-16:])})
+    prompts = [{"prompt": p["prompt"]} for p in pairs]
+    hub.add("datasets", PROMPTS, {"data/train-00000-of-00001.parquet": parquet(prompts[:-16]),
+                                  "data/test-00000-of-00001.parquet": parquet(prompts[-16:])})
     # A legacy bare id the hub redirects (not in kerastune's table of renamed ids).
     hub.add("datasets", "acme/movie-reviews", {"data/train-00000-of-00001.parquet": parquet(reviews[:50])})
     hub.redirects["movie-reviews"] = "acme/movie-reviews"
