@@ -35,10 +35,11 @@ from kerastune.config import (
     RecipeConfig,
     TrainConfig,
 )
-from kerastune.data import limit_rows, load_splits, require_rows, split_off
+from kerastune.data import held_out_split, limit_rows, load_splits, require_rows
 from kerastune.data.preference import (
     encode_pairs,
     encode_seq2seq_pairs,
+    pair_texts,
     preference_dataset,
     read_pairs,
     seq2seq_preference_dataset,
@@ -113,15 +114,6 @@ class Config(RecipeConfig):
     distribution: DistributionConfig
 
 
-def texts_of(pairs) -> list[str]:
-    """Every text of the pairs (a tiny model's vocabulary is trained on them)."""
-    out = []
-    for pair in pairs:
-        for part in (pair.prompt, pair.chosen, pair.rejected):
-            out += [str(m.get("content") or "") for m in part] if isinstance(part, list) else [part]
-    return [t for t in out if t]
-
-
 def show(stats: dict, when: str):
     print(f"Held-out pairs {when} training: the model prefers the chosen answer in "
           f"{stats['logps/accuracy']:.1%} of them, by {stats['logps/margin']:.3f} nats on average"
@@ -138,11 +130,7 @@ def main(config: Config) -> dict:
     # The pairs: a validation (or test) split, or 10% of train held out.
     splits = load_splits(data.dataset, data.config, data.split, data.revision)
     require_rows(splits["train"], "train")
-    held_out = "validation" if "validation" in splits else "test" if "test" in splits else ""
-    if not held_out:
-        splits["train"], splits["validation"] = split_off(splits["train"], data.validation_size, config.seed,
-                                                          "validation")
-        held_out = "validation"
+    held_out = held_out_split(splits, data.validation_size, config.seed)
     columns = dict(prompt_column=data.prompt_column, chosen_column=data.chosen_column,
                    rejected_column=data.rejected_column)
     train_pairs, dropped_train = read_pairs(limit_rows(splits["train"], data.max_train_samples), "train", **columns)
@@ -152,8 +140,9 @@ def main(config: Config) -> dict:
 
     # The model (LoRA: only the adapters train) and its chat template; the pairs as tokens.
     def load_base():
-        return load_recipe_model(RECIPE, config.model.name, ("causal_lm", "seq2seq"), texts=texts_of(train_pairs),
-                                 vocab_size=config.model.tiny_vocab_size, sequence_length=data.max_length,
+        return load_recipe_model(RECIPE, config.model.name, ("causal_lm", "seq2seq"),
+                                 texts=pair_texts(train_pairs), vocab_size=config.model.tiny_vocab_size,
+                                 sequence_length=data.max_length,
                                  encoder_sequence_length=data.max_source_length,
                                  decoder_sequence_length=data.max_target_length, revision=config.model.revision)
 

@@ -27,7 +27,7 @@ import numpy as np
 
 import kerastune.quiet  # noqa: F401  (first: TensorFlow's load-time log lines only with --debug)
 from kerastune.config import DataConfig, DistributionConfig, LoraConfig, ModelConfig, RecipeConfig
-from kerastune.data import limit_rows, load_splits, require_columns, require_rows, split_off
+from kerastune.data import held_out_split, limit_rows, load_splits, require_columns, require_rows
 from kerastune.data.chat import check_messages
 from kerastune.data.preference import cell_value
 from kerastune.errors import KerastuneError
@@ -227,11 +227,7 @@ def main(config: Config) -> dict:
     # The prompts: a validation (or test) split, or a share of train held out for the before / after answers.
     splits = load_splits(data.dataset, data.config, data.split, data.revision)
     require_rows(splits["train"], "train")
-    held_out = "validation" if "validation" in splits else "test" if "test" in splits else ""
-    if not held_out:
-        splits["train"], splits["validation"] = split_off(splits["train"], data.validation_size, config.seed,
-                                                          "validation")
-        held_out = "validation"
+    held_out = held_out_split(splits, data.validation_size, config.seed)
     train_split = limit_rows(splits["train"], data.max_train_samples)
     eval_split = limit_rows(splits[held_out], data.max_eval_samples or config.eval.num_prompts)
     train_prompts = read_prompts(train_split, data.prompt_column, "train")

@@ -33,8 +33,8 @@ from kerastune.config import (
     RecipeConfig,
     TrainConfig,
 )
-from kerastune.data import limit_rows, load_splits, require_rows, split_off
-from kerastune.data.preference import encode_pairs, preference_dataset, read_pairs
+from kerastune.data import held_out_split, limit_rows, load_splits, require_rows
+from kerastune.data.preference import encode_pairs, pair_texts, preference_dataset, read_pairs
 from kerastune.errors import KerastuneError
 from kerastune.generation.causal import start_token_id
 from kerastune.models import load_recipe_model
@@ -92,14 +92,6 @@ class Config(RecipeConfig):
     distribution: DistributionConfig
 
 
-def texts_of(pairs) -> list[str]:
-    out = []
-    for pair in pairs:
-        for part in (pair.prompt, pair.chosen, pair.rejected):
-            out += [str(m.get("content") or "") for m in part] if isinstance(part, list) else [part]
-    return [t for t in out if t]
-
-
 def held_out_stats(reward_model, dataset) -> dict:
     """trl's statistics over all held-out pairs at once."""
     (scores,) = run_on_pairs(reward_model, dataset)
@@ -116,11 +108,7 @@ def main(config: Config) -> dict:
     # The pairs: a validation (or test) split, or 10% of train held out.
     splits = load_splits(data.dataset, data.config, data.split, data.revision)
     require_rows(splits["train"], "train")
-    held_out = "validation" if "validation" in splits else "test" if "test" in splits else ""
-    if not held_out:
-        splits["train"], splits["validation"] = split_off(splits["train"], data.validation_size, config.seed,
-                                                          "validation")
-        held_out = "validation"
+    held_out = held_out_split(splits, data.validation_size, config.seed)
     columns = dict(prompt_column=data.prompt_column, chosen_column=data.chosen_column,
                    rejected_column=data.rejected_column)
     train_split = limit_rows(splits["train"], data.max_train_samples)
@@ -133,8 +121,9 @@ def main(config: Config) -> dict:
     # The model: a causal LM gets a score head; a classifier must have one output. LoRA: the adapters and the head
     # train.
     def load_base():  # a tiny-roberta gets one label, `reward`; other builders do not take `labels`
-        return load_recipe_model(RECIPE, config.model.name, ("causal_lm", "classifier"), texts=texts_of(train_pairs),
-                                 vocab_size=config.model.tiny_vocab_size, sequence_length=data.max_length,
+        return load_recipe_model(RECIPE, config.model.name, ("causal_lm", "classifier"),
+                                 texts=pair_texts(train_pairs), vocab_size=config.model.tiny_vocab_size,
+                                 sequence_length=data.max_length,
                                  revision=config.model.revision, labels=("reward",))
 
     model = load_base()

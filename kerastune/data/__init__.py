@@ -2,6 +2,7 @@
 
 from kerastune.data.load import (
     add_validation_split,
+    held_out_split,
     limit_rows,
     load_splits,
     require_columns,
@@ -13,6 +14,7 @@ from kerastune.data.tf_dataset import prepare_tf_dataset
 
 __all__ = [
     "add_validation_split",
+    "held_out_split",
     "label_names_to_text",
     "limit_rows",
     "load_splits",

@@ -174,6 +174,16 @@ def add_validation_split(splits: datasets.DatasetDict, size: int, seed: int) -> 
     return splits
 
 
+def held_out_split(splits, size, seed: int) -> str:
+    """The name of the split to evaluate on: `validation`, else `test`, else `size` of train held out (in place,
+    as `validation`)."""
+    for name in ("validation", "test"):
+        if name in splits:
+            return name
+    splits["train"], splits["validation"] = split_off(splits["train"], size, seed, "validation")
+    return "validation"
+
+
 def split_off(split: datasets.Dataset, size, seed: int, what: str, split_name="train"):
     """(rest, held out): `size` rows (an int) or that share (a float) held out, in a seeded shuffle. An error
     with the numbers when either part would be empty."""

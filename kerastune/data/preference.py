@@ -113,6 +113,15 @@ def read_pairs(split, name: str, prompt_column="prompt", chosen_column="chosen",
     return pairs, dropped
 
 
+def pair_texts(pairs) -> list[str]:
+    """Every text of the pairs, prompts and answers (a tiny model's vocabulary is trained on them)."""
+    out = []
+    for pair in pairs:
+        for part in (pair.prompt, pair.chosen, pair.rejected):
+            out += [str(m.get("content") or "") for m in part] if isinstance(part, list) else [part]
+    return [t for t in out if t]
+
+
 def _has_text(answer) -> bool:
     if isinstance(answer, list):
         return any(str(m.get("content") or "").strip() for m in answer)

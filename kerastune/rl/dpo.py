@@ -12,13 +12,13 @@ TensorBoard and the plots like the loss, as `val_*` on held-out pairs.
 
 import contextlib
 
-import keras
 import numpy as np
 from keras import ops
 
 from kerastune.models.lora import adapters_disabled
 from kerastune.rl.dpo_math import dpo_loss
 from kerastune.rl.pairs import run_on_pairs
+from kerastune.rl.stats import StatsModel
 
 STATS = ("rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen",
          "logps/rejected")
@@ -33,18 +33,17 @@ def sequence_logps(logits, labels, label_mask):
     return ops.sum((picked - ops.logsumexp(logits, axis=-1)) * mask, axis=-1), ops.sum(mask, axis=-1)
 
 
-class DPOModel(keras.Model):
+class DPOModel(StatsModel):
     """Inputs: {token_ids, padding_mask, labels, label_mask, reference_logps} (a seq2seq model: encoder_* and
     decoder_* in place of the first two); outputs: (log-probs, answer token counts), each (batch, 2). The
     weights are the wrapped model's."""
 
     def __init__(self, model, beta=0.1, loss_type="sigmoid", label_smoothing=0.0, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(STATS, **kwargs)
         self.model = model
         self.settings = dict(beta=beta, loss_type=loss_type, label_smoothing=label_smoothing)
         self.preprocessor = None  # `fit` detaches a task's preprocessor; this one has none
         self.reports_token_accuracy = False
-        self.trackers = [keras.metrics.Mean(name=name) for name in STATS]
 
     def call(self, inputs, training=False):
         length = ops.shape(inputs["labels"])[-1]
@@ -68,14 +67,8 @@ class DPOModel(keras.Model):
         reference = x["reference_logps"]
         loss, stats = dpo_loss(logps[:, 0], logps[:, 1], reference[:, 0], reference[:, 1],
                                chosen_lengths=counts[:, 0], rejected_lengths=counts[:, 1], **self.settings)
-        for tracker in self.trackers:
-            tracker.update_state(stats[tracker.name])
+        self.track(stats)
         return loss
-
-    @property
-    def metrics(self):
-        seen = {id(m) for m in super().metrics}
-        return super().metrics + [t for t in self.trackers if id(t) not in seen]
 
 
 def pair_logps(model: DPOModel, dataset, reference=False) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,6 @@ It returns trl's statistics under trl's names.
 import contextlib
 from pathlib import Path
 
-import keras
 import numpy as np
 from keras import ops
 
@@ -26,6 +25,7 @@ from kerastune.errors import KerastuneError
 from kerastune.generation.causal import CausalLMGenerator
 from kerastune.models.lora import adapters_disabled, lora_layers
 from kerastune.rl.grpo_math import group_advantages, grpo_loss
+from kerastune.rl.stats import StatsModel
 from kerastune.runtime import compile_model_function
 from kerastune.training.checkpoints import restore_latest, save_checkpoint
 
@@ -39,18 +39,17 @@ def completion_logps(logits, labels, temperature):
     return picked - ops.logsumexp(logits, axis=-1)
 
 
-class GRPOPolicy(keras.Model):
+class GRPOPolicy(StatsModel):
     """Inputs: {token_ids, padding_mask, labels} of prompt + completion rows (tokens 0..n-2 predict 1..n-1).
     Outputs: log p(label) per position. `compute_loss` is trl's GRPO loss over the completion positions."""
 
     def __init__(self, causal_lm, temperature=1.0, beta=0.0, epsilon=0.2, epsilon_high=None, loss_type="dapo",
                  max_completion_length=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__([name for name in LOSS_STATS if name != "kl" or beta], **kwargs)
         self.causal_lm = causal_lm
         self.temperature = temperature
         self.loss_settings = dict(beta=beta, epsilon_low=epsilon, epsilon_high=epsilon_high, loss_type=loss_type,
                                   max_completion_length=max_completion_length)
-        self.trackers = [keras.metrics.Mean(name=name) for name in LOSS_STATS if name != "kl" or beta]
 
     def call(self, inputs, training=False):
         logits = self.causal_lm({"token_ids": inputs["token_ids"], "padding_mask": inputs["padding_mask"]},
@@ -61,14 +60,8 @@ class GRPOPolicy(keras.Model):
         old = y["old_logps"] if "old_logps" in y else ops.stop_gradient(y_pred)
         loss, stats = grpo_loss(y_pred, old, y["advantages"], y["mask"], ref_logps=y.get("ref_logps"),
                                 num_items=y["num_items"][0], **self.loss_settings)
-        for tracker in self.trackers:
-            tracker.update_state(stats[tracker.name])
+        self.track(stats)
         return loss
-
-    @property
-    def metrics(self):
-        seen = {id(m) for m in super().metrics}
-        return super().metrics + [t for t in self.trackers if id(t) not in seen]
 
 
 class GRPOTrainer:
@@ -86,7 +79,9 @@ class GRPOTrainer:
         policy.compile(optimizer=optimizer)
         policy.optimizer.build(policy.trainable_variables)
         self._forward = compile_model_function(policy, lambda x: policy(x, training=False), xla=False)
-        self._reference = None
+        # The reference pass: always called inside `_reference_context`, so it is traced (and retraced for a new
+        # shape) with the adapters off, and reads the swapped-in starting weights when it runs.
+        self._reference_forward = compile_model_function(policy, lambda x: policy(x, training=False), xla=False)
         if grpo.beta:
             if lora_layers(policy.causal_lm):
                 self._reference_context = lambda: adapters_disabled(policy.causal_lm)
@@ -134,9 +129,8 @@ class GRPOTrainer:
     def logps(self, inputs, reference=False) -> np.ndarray:
         if not reference:
             return np.asarray(self._forward(inputs))
-        with self._reference_context():  # traced inside: a traced function sees the adapters as they are then
-            forward = compile_model_function(self.policy, lambda x: self.policy(x, training=False), xla=False)
-            return np.asarray(forward(inputs))
+        with self._reference_context():
+            return np.asarray(self._reference_forward(inputs))
 
     # ---- one step --------------------------------------------------------------------
 

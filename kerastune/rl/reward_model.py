@@ -21,6 +21,7 @@ from keras import ops
 
 from kerastune.errors import KerastuneError
 from kerastune.rl.reward_math import pairwise_reward_loss
+from kerastune.rl.stats import StatsModel
 
 STATS = ("accuracy", "margin", "min_reward", "mean_reward", "max_reward")
 SCORE_HEAD_FILE = "score_head.npz"
@@ -44,12 +45,12 @@ def check_reward_model(model, name: str):
                          f"classifier (RoBERTa); '{name}' is {type(model).__name__}")
 
 
-class RewardModel(keras.Model):
+class RewardModel(StatsModel):
     """Inputs: {token_ids, padding_mask}, each (batch, 2, length) (chosen first), or (batch, length) for `score`.
     Outputs: the scores, (batch, 2)."""
 
     def __init__(self, model, center_rewards_coefficient=None, seed=0, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(STATS, **kwargs)
         check_reward_model(model, type(model).__name__)
         self.model = model
         self.center_rewards_coefficient = center_rewards_coefficient
@@ -61,7 +62,6 @@ class RewardModel(keras.Model):
                 1, use_bias=False, dtype="float32", name="score",
                 kernel_initializer=keras.initializers.RandomNormal(stddev=0.02, seed=seed))
             self.score_head.build((None, model.backbone.hidden_dim))
-        self.trackers = [keras.metrics.Mean(name=name) for name in STATS]
 
     def score(self, token_ids, padding_mask, training=False):
         """One score per sequence: (rows, length) -> (rows,)."""
@@ -82,14 +82,8 @@ class RewardModel(keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         loss, stats = pairwise_reward_loss(y_pred[:, 0], y_pred[:, 1], margin=x.get("margin"),
                                            center_rewards_coefficient=self.center_rewards_coefficient)
-        for tracker in self.trackers:
-            tracker.update_state(stats[tracker.name])
+        self.track(stats)
         return loss
-
-    @property
-    def metrics(self):
-        seen = {id(m) for m in super().metrics}
-        return super().metrics + [t for t in self.trackers if id(t) not in seen]
 
     def save(self, directory):
         """The model as a Keras preset, and the score head beside it."""
