@@ -57,6 +57,26 @@ class DataConfig:
 
 
 @dataclasses.dataclass
+class PreferenceDataConfig(DataConfig):
+    """[data] of the recipes that read preference pairs in trl's formats (reward_model, dpo)."""
+
+    split: str
+    prompt_column: str  # absent from the dataset: the prompt is what chosen and rejected share (trl's implicit one)
+    chosen_column: str
+    rejected_column: str
+    validation_size: float  # fraction held out when the dataset has no validation (or test) split
+    max_train_samples: int  # 0 = all
+    max_eval_samples: int
+    max_length: int  # tokens per prompt + answer
+
+
+@dataclasses.dataclass
+class ChatConfig:
+    SECTION: typing.ClassVar[str] = "chat"
+    template: str  # a .jinja file or a checkpoint folder holding one ("" = the model's own)
+
+
+@dataclasses.dataclass
 class TrainConfig:
     SECTION: typing.ClassVar[str] = "train"
     MIN_EPOCHS: typing.ClassVar[int] = 1

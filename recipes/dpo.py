@@ -27,11 +27,12 @@ import typing
 
 import kerastune.quiet  # noqa: F401  (first: TensorFlow's load-time log lines only with --debug)
 from kerastune.config import (
-    DataConfig,
+    ChatConfig,
     DistributionConfig,
     EvalConfig,
     LoraConfig,
     ModelConfig,
+    PreferenceDataConfig,
     RecipeConfig,
     TrainConfig,
 )
@@ -60,23 +61,9 @@ RECIPE = "dpo"
 
 
 @dataclasses.dataclass
-class Data(DataConfig):
-    split: str
-    prompt_column: str  # absent from the dataset: the prompt is what chosen and rejected share (trl's implicit one)
-    chosen_column: str
-    rejected_column: str
-    validation_size: float  # fraction held out when the dataset has no validation (or test) split
-    max_train_samples: int  # 0 = all
-    max_eval_samples: int
-    max_length: int  # tokens per prompt + answer; longer ones are cut keeping the start (trl's keep_start)
+class Data(PreferenceDataConfig):  # max_length: longer sequences are cut keeping the start (trl's keep_start)
     max_source_length: int  # seq2seq models: the prompt's tokens ...
     max_target_length: int  # ... and each answer's
-
-
-@dataclasses.dataclass
-class Chat:
-    SECTION: typing.ClassVar[str] = "chat"
-    template: str  # a .jinja file or a checkpoint folder holding one ("" = the model's own)
 
 
 @dataclasses.dataclass
@@ -107,7 +94,7 @@ class Config(RecipeConfig):
     model: ModelConfig
     lora: LoraConfig
     data: Data
-    chat: Chat
+    chat: ChatConfig
     dpo: DPO
     train: Train
     eval: EvalConfig

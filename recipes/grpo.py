@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import kerastune.quiet  # noqa: F401  (first: TensorFlow's load-time log lines only with --debug)
-from kerastune.config import DataConfig, DistributionConfig, LoraConfig, ModelConfig, RecipeConfig
+from kerastune.config import ChatConfig, DataConfig, DistributionConfig, LoraConfig, ModelConfig, RecipeConfig
 from kerastune.data import held_out_split, limit_rows, load_splits, require_columns, require_rows
 from kerastune.data.chat import check_messages
 from kerastune.data.preference import cell_value
@@ -58,12 +58,6 @@ class Data(DataConfig):
     max_train_samples: int  # 0 = all
     max_eval_samples: int
     max_prompt_length: int  # prompt tokens; longer prompts keep their end (0 = no limit)
-
-
-@dataclasses.dataclass
-class Chat:
-    SECTION: typing.ClassVar[str] = "chat"
-    template: str  # a .jinja file or a checkpoint folder holding one ("" = the model's own)
 
 
 @dataclasses.dataclass
@@ -134,7 +128,7 @@ class Config(RecipeConfig):
     model: ModelConfig
     lora: LoraConfig
     data: Data
-    chat: Chat
+    chat: ChatConfig
     grpo: GRPO
     reward: Reward
     train: Train

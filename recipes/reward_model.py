@@ -25,11 +25,12 @@ import numpy as np
 
 import kerastune.quiet  # noqa: F401  (first: TensorFlow's load-time log lines only with --debug)
 from kerastune.config import (
-    DataConfig,
+    ChatConfig,
     DistributionConfig,
     EvalConfig,
     LoraConfig,
     ModelConfig,
+    PreferenceDataConfig,
     RecipeConfig,
     TrainConfig,
 )
@@ -51,22 +52,8 @@ RECIPE = "reward_model"
 
 
 @dataclasses.dataclass
-class Data(DataConfig):
-    split: str
-    prompt_column: str  # absent from the dataset: the prompt is what chosen and rejected share (trl's implicit one)
-    chosen_column: str
-    rejected_column: str
+class Data(PreferenceDataConfig):  # max_length: longer pairs are dropped (trl's filter)
     margin_column: str  # used where the dataset has it: the loss asks for chosen - rejected > margin
-    validation_size: float  # fraction held out when the dataset has no validation (or test) split
-    max_train_samples: int  # 0 = all
-    max_eval_samples: int
-    max_length: int  # tokens per prompt + answer; longer pairs are dropped (trl's filter)
-
-
-@dataclasses.dataclass
-class Chat:
-    SECTION: typing.ClassVar[str] = "chat"
-    template: str  # a .jinja file or a checkpoint folder holding one ("" = the model's own)
 
 
 @dataclasses.dataclass
@@ -85,7 +72,7 @@ class Config(RecipeConfig):
     model: ModelConfig
     lora: LoraConfig
     data: Data
-    chat: Chat
+    chat: ChatConfig
     loss: Loss
     train: Train
     eval: EvalConfig
