@@ -71,6 +71,32 @@ class PreferenceDataConfig(DataConfig):
 
 
 @dataclasses.dataclass
+class PromptDataConfig(DataConfig):
+    """[data] of the recipes that sample answers to prompts (grpo, ppo): trl's prompt-only format."""
+
+    split: str
+    prompt_column: str  # text, or a list of messages (trl's conversational prompt-only format)
+    validation_size: float  # held-out prompts when the dataset has no validation (or test) split
+    max_train_samples: int  # 0 = all
+    max_eval_samples: int
+    max_prompt_length: int  # prompt tokens; longer prompts keep their end (0 = no limit)
+
+
+@dataclasses.dataclass
+class RewardSourcesConfig:
+    """[reward] of the recipes that score sampled answers (grpo, ppo): Python functions and / or a reward model."""
+
+    SECTION: typing.ClassVar[str] = "reward"
+    functions: list[str]  # Python reward functions: "module:function", "file.py:function" or a built-in name
+    model: str  # a reward_model run's model/ folder; a tiny-* model is trained here on `dataset` ("" = none)
+    revision: str
+    dataset: str  # preference pairs for a tiny-* reward model
+    epochs: int  # its training epochs
+    weights: list[float]  # one per function, then the model ([] = all 1)
+    batch_size: int  # sequences per reward-model call
+
+
+@dataclasses.dataclass
 class ChatConfig:
     SECTION: typing.ClassVar[str] = "chat"
     template: str  # a .jinja file or a checkpoint folder holding one ("" = the model's own)

@@ -21,25 +21,32 @@ Settings: grpo.toml beside this file.
 import dataclasses
 import json
 import typing
-from pathlib import Path
 
 import numpy as np
 
 import kerastune.quiet  # noqa: F401  (first: TensorFlow's load-time log lines only with --debug)
-from kerastune.config import ChatConfig, DataConfig, DistributionConfig, LoraConfig, ModelConfig, RecipeConfig
-from kerastune.data import held_out_split, limit_rows, load_splits, require_columns, require_rows
-from kerastune.data.chat import check_messages
-from kerastune.data.preference import cell_value
+from kerastune.config import (
+    ChatConfig,
+    DistributionConfig,
+    LoraConfig,
+    ModelConfig,
+    PromptDataConfig,
+    RecipeConfig,
+    RewardSourcesConfig,
+)
+from kerastune.data.prompt_only import load_prompts, prompt_tokens
 from kerastune.errors import KerastuneError
-from kerastune.generation.causal import CausalLMGenerator, start_token_id
-from kerastune.generation.chat import chat_generator
+from kerastune.generation.causal import start_token_id
+from kerastune.generation.chat import answer_generators
 from kerastune.models import load_recipe_model
 from kerastune.models.chat_templates import load_chat_template, save_chat_template
 from kerastune.models.lora import adapt, merged_for_saving, parameter_report, save_adapters
+from kerastune.rl.evaluation import before_and_after, greedy_answers_reward
 from kerastune.rl.grpo import GRPOPolicy, GRPOTrainer
 from kerastune.rl.grpo_math import LOSS_TYPES, SCALES
 from kerastune.rl.loop import batch_indices, run_steps
 from kerastune.rl.rewards import Rewards, load_reward_function
+from kerastune.rl.stand_ins import tiny_policy_sft, tiny_reward_model
 from kerastune.runtime import set_precision, set_seed
 from kerastune.training import create_optimizer, plot_history
 from kerastune.training.run_dir import start_run, write_metrics
@@ -48,16 +55,6 @@ RECIPE = "grpo"
 PROGRESS_STATS = ("reward", "reward_std", "completions/mean_length", "kl")
 PLOTS = ["reward", "reward_std", "kl", "loss", "completions/mean_length", "completions/clipped_ratio",
          "frac_reward_zero_std", "clip_ratio/region_mean"]
-
-
-@dataclasses.dataclass
-class Data(DataConfig):
-    split: str
-    prompt_column: str  # text, or a list of messages (trl's conversational prompt-only format)
-    validation_size: float  # held-out prompts when the dataset has no validation (or test) split
-    max_train_samples: int  # 0 = all
-    max_eval_samples: int
-    max_prompt_length: int  # prompt tokens; longer prompts keep their end (0 = no limit)
 
 
 @dataclasses.dataclass
@@ -94,18 +91,6 @@ class GRPO:
 
 
 @dataclasses.dataclass
-class Reward:
-    SECTION: typing.ClassVar[str] = "reward"
-    functions: list[str]  # Python reward functions: "module:function", "file.py:function" or a built-in name
-    model: str  # a reward_model run's model/ folder; a tiny-* model is trained here on `dataset` ("" = none)
-    revision: str
-    dataset: str  # preference pairs for a tiny-* reward model
-    epochs: int  # its training epochs
-    weights: list[float]  # one per function, then the model ([] = all 1)
-    batch_size: int  # sequences per reward-model call
-
-
-@dataclasses.dataclass
 class Train:
     SECTION: typing.ClassVar[str] = "train"
     steps: int  # GRPO steps (generation batches)
@@ -127,85 +112,13 @@ class Eval:
 class Config(RecipeConfig):
     model: ModelConfig
     lora: LoraConfig
-    data: Data
+    data: PromptDataConfig
     chat: ChatConfig
     grpo: GRPO
-    reward: Reward
+    reward: RewardSourcesConfig
     train: Train
     eval: Eval
     distribution: DistributionConfig
-
-
-def read_prompts(split, column: str, name: str) -> list:
-    require_columns(split, [column], name)
-    prompts = []
-    for i, value in enumerate(split[column]):
-        value = cell_value(value, f"{name} row {i + 1}")
-        prompts.append(check_messages(value, f"{name} row {i + 1}") if isinstance(value, list) else value)
-    return prompts
-
-
-def prompt_tokens(prompts, chat, tokenizer, start_id, max_prompt_length) -> list[list[int]]:
-    """Conversations rendered with the generation prompt in the chat template; text after the start token."""
-    if isinstance(prompts[0], list):
-        if chat is None:
-            raise KerastuneError("conversational prompts need a chat template")
-        texts = [chat.render(p, add_generation_prompt=True) for p in prompts]
-        ids = [tokens for tokens, _ in chat.encode([(t, []) for t in texts], tokenizer)]
-    else:
-        start = [] if start_id is None else [start_id]
-        ids = [start + list(np.asarray(t).tolist()) for t in tokenizer(list(prompts))]
-    return [row[-max_prompt_length:] if max_prompt_length else row for row in ids]
-
-
-def tiny_reward_model(config: Config, run_dir: Path) -> str:
-    """A tiny-* reward model trained here by the reward_model recipe on `reward.dataset`; its model/ folder."""
-    from kerastune.recipes import resolve, run
-
-    reward = config.reward
-    if not reward.dataset:
-        raise KerastuneError(f"'{reward.model}' is untrained: set reward.dataset to preference pairs to train it on")
-    out = run_dir / "reward_model"
-    print(f"Training the tiny reward model '{reward.model}' on {reward.dataset} first")
-    resolved = resolve("reward_model", (), [f"model.name={reward.model}", f"data.dataset={reward.dataset}",
-                                            f"output_dir={out}", f"train.epochs={reward.epochs}",
-                                            f"seed={config.seed}", f"train.resume={str(config.train.resume).lower()}"])
-    run(resolved.recipe, resolved.config)
-    return str(out / "model")
-
-
-def tiny_policy_sft(config: Config, run_dir: Path, split) -> str:
-    """A tiny-* policy tuned first by the chat_sft recipe on the data's chosen and rejected answers, both, so that
-    it writes answers of either kind and GRPO has something to choose from (a stand-in for an instruct model; a
-    random one writes noise that every reward scores alike). Its model/ folder."""
-    from kerastune.recipes import resolve, run
-
-    missing = [c for c in ("chosen", "rejected") if c not in split.column_names]
-    if missing:
-        raise KerastuneError(f"train.sft_epochs needs 'chosen' and 'rejected' answers in the data (missing "
-                             f"'{missing[0]}'): set train.sft_epochs = 0")
-    data = config.data
-    rows = [{"prompt": prompt, "completion": answer} for prompt, chosen, rejected in
-            zip(split[data.prompt_column], split["chosen"], split["rejected"]) for answer in (chosen, rejected)]
-    out = run_dir / "sft"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "answers.jsonl").write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
-    print(f"Tuning the tiny policy on {len(rows)} chosen and rejected answers first (chat_sft)")
-    resolved = resolve("chat_sft", (), [f"model.name={config.model.name}", f"data.dataset={out / 'answers.jsonl'}",
-                                        f"output_dir={out}", f"train.epochs={config.train.sft_epochs}",
-                                        f"seed={config.seed}", f"train.resume={str(config.train.resume).lower()}",
-                                        f"model.tiny_vocab_size={config.model.tiny_vocab_size}",
-                                        "generation.num_prompts=1", "generation.max_new_tokens=8"])
-    run(resolved.recipe, resolved.config)
-    return str(out / "model")
-
-
-def mean_reward(generator, rewards, prompts, prompt_ids) -> tuple[float, list]:
-    """Greedy answers to held-out prompts and their mean reward."""
-    completions = generator.generate_tokens(prompt_ids, batch_size=16)
-    scores, _ = rewards(prompts, completions, 1, {})
-    return float(np.mean(scores)), [{"prompt": p, "answer": a, "reward": float(s)}
-                                    for p, a, s in zip(prompts, rewards.decode(completions), scores)]
 
 
 def main(config: Config) -> dict:
@@ -219,15 +132,9 @@ def main(config: Config) -> dict:
     run_dir = start_run(config)
 
     # The prompts: a validation (or test) split, or a share of train held out for the before / after answers.
-    splits = load_splits(data.dataset, data.config, data.split, data.revision)
-    require_rows(splits["train"], "train")
-    held_out = held_out_split(splits, data.validation_size, config.seed)
-    train_split = limit_rows(splits["train"], data.max_train_samples)
-    eval_split = limit_rows(splits[held_out], data.max_eval_samples or config.eval.num_prompts)
-    train_prompts = read_prompts(train_split, data.prompt_column, "train")
-    eval_prompts = read_prompts(eval_split, data.prompt_column, held_out)[:config.eval.num_prompts]
-    columns = {c: list(train_split[c]) for c in train_split.column_names if c != data.prompt_column}
-    print(f"{len(train_prompts)} train / {len(eval_prompts)} {held_out} prompts")
+    prompts = load_prompts(data, config.eval.num_prompts, config.seed)
+    train_prompts, eval_prompts = prompts.train, prompts.held_out
+    print(f"{len(train_prompts)} train / {len(eval_prompts)} {prompts.held_out_name} prompts")
 
     # The reward: functions and / or a reward model (a tiny one trained here first).
     reward_model = config.reward.model
@@ -238,7 +145,7 @@ def main(config: Config) -> dict:
     texts = [m["content"] for p in train_prompts for m in (p if isinstance(p, list) else [{"content": p}])]
     model_name = config.model.name
     if model_name.startswith("tiny-") and train.sft_epochs:
-        model_name = tiny_policy_sft(config, run_dir, train_split)
+        model_name = tiny_policy_sft(config, run_dir, prompts.train_split)
 
     def load_base():
         return load_recipe_model(RECIPE, model_name, "causal_lm", texts=texts,
@@ -254,28 +161,17 @@ def main(config: Config) -> dict:
     conversational = isinstance(train_prompts[0], list)
     chat = load_chat_template(model_name, model, config.model.revision, config.chat.template) \
         if conversational else None
-    sampling = dict(max_new_tokens=grpo.max_completion_length, seed=config.seed)
-    if chat is not None:
-        generator = chat_generator(model, chat, sampler="sample", temperature=grpo.temperature, top_k=grpo.top_k,
-                                   top_p=grpo.top_p, **sampling)
-        greedy = chat_generator(model, chat, sampler="greedy", **sampling)
-    else:
-        generator = CausalLMGenerator(model, tokenizer, sampler="sample", temperature=grpo.temperature,
-                                      top_k=grpo.top_k, top_p=grpo.top_p, **sampling)
-        greedy = CausalLMGenerator(model, tokenizer, sampler="greedy", **sampling)
-
-    def decode(completions):
-        return generator.decode([[t for t in c if t != generator.eos_id] for c in completions])
-
+    generator, greedy = answer_generators(model, chat, grpo.max_completion_length, config.seed,
+                                          temperature=grpo.temperature, top_k=grpo.top_k, top_p=grpo.top_p)
     rewards = Rewards(config.reward.functions, [reward_model] if reward_model else [], config.reward.weights,
-                      decode=decode, batch_size=config.reward.batch_size)
+                      decode=generator.decode_answers, batch_size=config.reward.batch_size)
     start_id = start_token_id(model)
     train_ids = prompt_tokens(train_prompts, chat, tokenizer, start_id, data.max_prompt_length)
     eval_ids = prompt_tokens(eval_prompts, chat, tokenizer, start_id, data.max_prompt_length)
 
     # Before: greedy answers to the held-out prompts and their mean reward.
     model.preprocessor, preprocessor = None, model.preprocessor
-    reward_before, answers_before = mean_reward(greedy, rewards, eval_prompts, eval_ids)
+    reward_before, answers_before = greedy_answers_reward(greedy, rewards, eval_prompts, eval_ids)
     print(f"Held-out prompts before GRPO: mean reward {reward_before:.4f}")
 
     # GRPO steps: sample G completions per prompt, score, update; a checkpoint after every step.
@@ -289,18 +185,16 @@ def main(config: Config) -> dict:
     def one_step(step):
         chosen = batch_indices(step, len(train_prompts), grpo.prompts_per_step, config.seed)
         return trainer.step([train_prompts[i] for i in chosen], [train_ids[i] for i in chosen], step,
-                            {name: [values[i] for i in chosen] for name, values in columns.items()})
+                            {name: [values[i] for i in chosen] for name, values in prompts.columns.items()})
 
     history = run_steps(trainer, one_step, train.steps, run_dir, prefix="grpo", progress_stats=PROGRESS_STATS,
                         learning_rate_key="train.learning_rate", resume=train.resume, keep=train.keep_checkpoints)
     plot_history(run_dir / "history.csv", run_dir / "plots", names=PLOTS)
 
     # After: the same held-out prompts; the model is saved with its template.
-    reward_after, answers_after = mean_reward(greedy, rewards, eval_prompts, eval_ids)
+    reward_after, answers_after = greedy_answers_reward(greedy, rewards, eval_prompts, eval_ids)
     print(f"Held-out prompts after GRPO: mean reward {reward_after:.4f}")
-    answers = [{"prompt": b["prompt"], "answer_before": b["answer"], "reward_before": b["reward"],
-                "answer_after": a["answer"], "reward_after": a["reward"]}
-               for b, a in zip(answers_before, answers_after)]
+    answers = before_and_after(answers_before, answers_after)
     (run_dir / "answers.json").write_text(json.dumps(answers, indent=2, ensure_ascii=False) + "\n")
     model.preprocessor = preprocessor
     if adapted:

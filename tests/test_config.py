@@ -18,7 +18,7 @@ RECIPES = builtin_recipes()
 
 def test_the_built_in_recipes():
     assert RECIPES == ["causal_lm", "chat_sft", "dpo", "grpo", "instruction_tuning", "lora_ppo_detox",
-                       "mlm_domain_adaptation", "reward_model", "seq2seq_qa"]
+                       "mlm_domain_adaptation", "ppo", "reward_model", "seq2seq_qa"]
 
 
 @pytest.mark.parametrize("name", RECIPES)
@@ -43,12 +43,12 @@ def test_the_same_intent_gives_the_same_config_however_it_is_spelled(name, tmp_p
     overlay = str(ROOT / "recipes" / "demo" / f"{name}.toml")
     copy = tmp_path / "mine.toml"
     shutil.copy(ROOT / "recipes" / f"{name}.toml", copy)
-    sets = ["seed=7", "train.warmup_steps=3"]
+    sets = ["seed=7", "train.keep_checkpoints=2"]
     by_name = resolve(name, [overlay], sets)
     by_path = resolve(str(ROOT / "recipes" / f"{name}.toml"), [overlay], sets)
     by_copy = resolve(str(copy), [overlay], sets)
     assert by_name.config == by_path.config == by_copy.config
-    assert by_name.config.seed == 7 and by_name.config.train.warmup_steps == 3
+    assert by_name.config.seed == 7 and by_name.config.train.keep_checkpoints == 2
     assert "overlays/tiny" in by_name.describe() and "overlays/tiny" in by_copy.describe()
 
 
@@ -139,7 +139,7 @@ def test_distribution_tpu_without_a_tpu_is_a_clear_error():
 def test_default_hub_ids_are_ones_the_pinned_libraries_load():
     """Every model and dataset a recipe names by default (its TOML, its TPU overlay) is a namespaced hub id
     (`datasets` breaks on bare ones) and not a script-only dataset (`datasets` >= 4 refuses loading scripts), or
-    the output of the recipe that comes first in a pipeline (grpo's reward model is the reward_model run's)."""
+    the output of the recipe that comes first in a pipeline (grpo's and ppo's reward model is the reward_model run's)."""
     from kerastune.hub.ids import HUB_ID, SCRIPT_ONLY
     from kerastune.preflight import sources
 
@@ -148,7 +148,8 @@ def test_default_hub_ids_are_ones_the_pinned_libraries_load():
     checked = set()
     for config in configs:
         for source in sources(config):
-            if (config.recipe, source.key, source.value) == ("grpo", "reward.model", "runs/reward_model/model"):
+            if config.recipe in ("grpo", "ppo") and (source.key, source.value) == ("reward.model",
+                                                                                   "runs/reward_model/model"):
                 assert load_config("reward_model").output_dir + "/model" == source.value
                 continue
             assert HUB_ID.match(source.value), f"{config.recipe}: {source.key} = {source.value!r} is not org/name"

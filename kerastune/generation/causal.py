@@ -103,6 +103,10 @@ class CausalLMGenerator:
         """The text of each row of ids, as given (transformers' `decode` without skipping special tokens)."""
         return [to_str(self.tokenizer.detokenize([list(row)])[0]) if len(row) else "" for row in rows]
 
+    def decode_answers(self, rows) -> list[str]:
+        """The text of each row of new ids, the end token left out."""
+        return self.decode([[t for t in row if t != self.eos_id] for row in rows])
+
     # ---- keras-hub samplers -----------------------------------------------------
 
     def _sample(self, pieces, width) -> list[list[int]]:

@@ -12,9 +12,21 @@ def chat_generator(model, chat, **settings) -> CausalLMGenerator:
     return CausalLMGenerator(model, model.preprocessor.tokenizer, end_id=end_id, **settings)
 
 
+def answer_generators(model, chat, max_new_tokens, seed, temperature=1.0, top_k=0, top_p=1.0):
+    """(sampling, greedy) generators for an RL recipe's answers: in the chat template, ending at its end of turn,
+    when `chat` is given; otherwise plain continuations ending at the end token."""
+    def make(**settings):
+        if chat is not None:
+            return chat_generator(model, chat, max_new_tokens=max_new_tokens, seed=seed, **settings)
+        return CausalLMGenerator(model, model.preprocessor.tokenizer, max_new_tokens=max_new_tokens, seed=seed,
+                                 **settings)
+
+    return make(sampler="sample", temperature=temperature, top_k=top_k, top_p=top_p), make(sampler="greedy")
+
+
 def answer(generator, chat, conversations, batch_size=8, progress=False) -> list[str]:
     """The assistant's next turn for each conversation (a list of {role, content}), as text."""
     prompts = [chat.render(conversation, add_generation_prompt=True) for conversation in conversations]
     pieces = [ids for ids, _ in chat.encode([(p, []) for p in prompts], generator.tokenizer)]
     news = generator.generate_tokens(pieces, batch_size, progress)
-    return generator.decode([[t for t in new if t != generator.eos_id] for new in news])
+    return generator.decode_answers(news)

@@ -14,7 +14,6 @@ A step takes `prompts_per_step` prompts, then:
 It returns trl's statistics under trl's names.
 """
 
-import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +22,8 @@ from keras import ops
 from kerastune.data.tokens import bucket_width
 from kerastune.errors import KerastuneError
 from kerastune.generation.causal import CausalLMGenerator
-from kerastune.models.lora import adapters_disabled, lora_layers
 from kerastune.rl.grpo_math import group_advantages, grpo_loss
+from kerastune.rl.reference import reference_context
 from kerastune.rl.stats import StatsModel
 from kerastune.runtime import compile_model_function
 from kerastune.training.checkpoints import restore_latest, save_checkpoint
@@ -83,24 +82,8 @@ class GRPOTrainer:
         # shape) with the adapters off, and reads the swapped-in starting weights when it runs.
         self._reference_forward = compile_model_function(policy, lambda x: policy(x, training=False), xla=False)
         if grpo.beta:
-            if lora_layers(policy.causal_lm):
-                self._reference_context = lambda: adapters_disabled(policy.causal_lm)
-            else:  # full fine-tuning: the starting weights, swapped in for the reference pass
-                self._starting_weights = [np.asarray(v) for v in policy.causal_lm.trainable_variables]
-                self._reference_context = self._starting_weights_in
+            self._reference_context = reference_context(policy.causal_lm)
         self.steps_done = 0
-
-    @contextlib.contextmanager
-    def _starting_weights_in(self):
-        variables = self.policy.causal_lm.trainable_variables
-        current = [np.asarray(v) for v in variables]
-        for variable, value in zip(variables, self._starting_weights):
-            variable.assign(value)
-        try:
-            yield
-        finally:
-            for variable, value in zip(variables, current):
-                variable.assign(value)
 
     # ---- rollouts ------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""GRPO's rewards: Python reward functions and reward models, combined as trl 1.16's `GRPOTrainer` combines them.
+"""The rewards of GRPO and causal PPO: Python reward functions and reward models, combined as trl 1.16's
+`GRPOTrainer` combines them.
 
 A reward function has trl's signature, `fn(prompts, completions, completion_ids, **columns) -> list`: the
 completions are texts, or [{"role": "assistant", "content": text}] when the prompts are conversations; the
@@ -129,7 +130,7 @@ class Rewards:
                                      scorer(prompts, [c[0]["content"] if isinstance(c, list) else c
                                                       for c in completions]))))
         if not self.sources:
-            raise KerastuneError("GRPO needs a reward: set reward.functions and / or reward.models")
+            raise KerastuneError("no reward: set reward.functions and / or reward.model")
         self.weights = np.asarray(weights if weights else [1.0] * len(self.sources), "float64")
         if len(self.weights) != len(self.sources):
             raise KerastuneError(f"reward.weights has {len(self.weights)} values for {len(self.sources)} rewards")

@@ -1,0 +1,107 @@
+"""PPO for causal policies: the log-probs and values PPO learns from are transformers' at trl 0.11's positions,
+and a tiny GPT-2 raises a gameable reward under PPO while KL to its reference stays bounded."""
+
+import dataclasses
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+from helpers.hf_checkpoints import write_hf_gpt2, write_hf_qwen2
+
+import kerastune
+from kerastune.config import PPOConfig
+from kerastune.errors import KerastuneError
+from kerastune.generation.causal import CausalLMGenerator
+from kerastune.recipes import load_config
+from kerastune.rl.policy import CausalValuePolicy
+from kerastune.rl.ppo_trainer import CausalPPOTrainer
+
+
+def trl_forward_pass(model, value_head, queries, responses):
+    """trl 0.11's `batched_forward_pass` for a decoder-only model: query + response rows right-padded, log-probs
+    of logits[:, :-1] against input_ids[:, 1:], values of the last hidden state, the mask from len(query) - 1
+    for len(response) positions. Returns per row the masked log-probs and values."""
+    rows = [list(q) + list(r) for q, r in zip(queries, responses)]
+    width = max(map(len, rows))
+    ids = torch.tensor([row + [0] * (width - len(row)) for row in rows])
+    attention = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows])
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=attention, output_hidden_states=True)
+        values = value_head(out.hidden_states[-1]).squeeze(-1)[:, :-1]
+        logprobs = torch.log_softmax(out.logits[:, :-1].float(), dim=-1)
+        logprobs = torch.gather(logprobs, 2, ids[:, 1:, None]).squeeze(-1)
+    expected = []
+    for j, (query, response) in enumerate(zip(queries, responses)):
+        start = len(query) - 1
+        expected.append((logprobs[j, start:start + len(response)].numpy(),
+                         values[j, start:start + len(response)].numpy()))
+    return expected
+
+
+@pytest.mark.parametrize("family", ["gpt2", "qwen2"])
+def test_response_logprobs_and_values_match_transformers_at_trl_positions(tmp_path, product_texts, family):
+    reference = (write_hf_gpt2 if family == "gpt2" else write_hf_qwen2)(tmp_path, product_texts, seed=2)
+    model = kerastune.load_model(str(tmp_path))
+    policy = CausalValuePolicy(model)
+    torch.manual_seed(0)
+    value_head = torch.nn.Linear(reference.config.hidden_size, 1)
+    policy.value_dense.set_weights([value_head.weight.detach().numpy().T, value_head.bias.detach().numpy()])
+    rng = np.random.default_rng(0)  # queries and responses of different lengths in one batch
+    queries = [list(rng.integers(1, 250, size=n)) for n in (3, 9, 1, 6)]
+    responses = [list(rng.integers(1, 250, size=n)) for n in (5, 2, 7, 1)]
+    ppo = dataclasses.replace(load_config("ppo").ppo, batch_size=4, mini_batch_size=2, output_min_length=2,
+                              output_max_length=8)
+    generator = CausalLMGenerator(model, model.preprocessor.tokenizer, max_new_tokens=8, sampler="sample")
+    trainer = CausalPPOTrainer(policy, generator, ppo)
+    inputs, targets, mask = trainer.batch_arrays(queries, responses)
+    logprobs, values = (np.asarray(a) for a in trainer._policy_forward(inputs, targets))
+    for row, (want_logprobs, want_values) in enumerate(trl_forward_pass(reference, value_head, queries, responses)):
+        n = len(responses[row])
+        assert mask[row].sum() == n
+        np.testing.assert_allclose(logprobs[row, :n], want_logprobs, atol=2e-4)
+        np.testing.assert_allclose(values[row, :n], want_values, atol=2e-4)
+
+
+def test_causal_rollouts_refuse_what_transformers_would_not_mean(product_texts):
+    model = kerastune.load_model("tiny-gpt2", texts=product_texts[:50], vocab_size=300)
+    base = dataclasses.replace(load_config("ppo").ppo, batch_size=4, mini_batch_size=2, output_min_length=2,
+                               output_max_length=8)
+    generator = CausalLMGenerator(model, model.preprocessor.tokenizer, max_new_tokens=7, sampler="sample")
+    with pytest.raises(KerastuneError, match="ppo.min_length 5 is for seq2seq policies"):
+        CausalPPOTrainer(CausalValuePolicy(model), generator, dataclasses.replace(base, min_length=5))
+    with pytest.raises(KerastuneError, match="the generator makes 7 new tokens at most; .* up to 9"):
+        CausalPPOTrainer(CausalValuePolicy(model), generator, dataclasses.replace(base, output_max_length=10))
+    trainer = CausalPPOTrainer(CausalValuePolicy(model), generator, base)
+    with pytest.raises(KerastuneError, match="an empty query"):
+        trainer.generate([[5, 6], []])
+
+
+def make_trainer(texts, seed=1) -> CausalPPOTrainer:
+    """A tiny GPT-2, every weight trained (the reference: its starting weights, swapped in for the reference
+    pass), with the ppo recipe's settings, faster and with short responses."""
+    model = kerastune.load_model("tiny-gpt2", texts=texts, vocab_size=300)
+    ppo: PPOConfig = dataclasses.replace(load_config("ppo").ppo, learning_rate=1e-3, batch_size=16,
+                                         mini_batch_size=4, epochs=4, output_min_length=6, output_max_length=12)
+    generator = CausalLMGenerator(model, model.preprocessor.tokenizer, max_new_tokens=11, sampler="sample")
+    return CausalPPOTrainer(CausalValuePolicy(model), generator, ppo, seed=seed)
+
+
+@pytest.mark.slow
+def test_causal_ppo_raises_a_gameable_reward_with_bounded_kl(news_rows):
+    texts = [r["text"] for r in news_rows[:64]]
+    trainer = make_trainer(texts)
+    queries = trainer.encode([" ".join(t.split()[:4]) for t in texts[:16]])  # prompts of different lengths
+    # The rule: +1 for each of the 30 tokens the untrained policy samples most (a tenth of the vocabulary).
+    first = trainer.generate(queries, max_new_tokens=[11] * 16)
+    favoured = {token for token, _ in Counter(t for r in first for t in r).most_common(30)}
+    rewards, kls = [], []
+    for _ in range(20):
+        responses = trainer.generate(queries)
+        stats = trainer.step(queries, responses, [sum(t in favoured for t in r) for r in responses])
+        rewards.append(stats["ppo/mean_scores"])
+        kls.append(stats["objective/kl"])
+    print("mean reward by step", np.round(rewards, 2), "KL", np.round(kls, 1))
+    assert np.mean(rewards[-5:]) > 2 * np.mean(rewards[:3])
+    assert kls[0] == pytest.approx(0.0, abs=1e-4)  # the policy starts as its reference
+    assert max(kls) < 40.0
