@@ -95,6 +95,7 @@ def main(config: Config) -> dict:
         raise KerastuneError("PPO needs a reward: set reward.functions and / or reward.model")
     for name in config.reward.functions:  # each one importable before any work
         load_reward_function(name)
+    CausalPPOTrainer.check_settings(ppo)
     set_seed(config.seed)
     set_precision(config.model.precision)
     run_dir = start_run(config)

@@ -1,21 +1,30 @@
-"""PPO for causal policies: the log-probs and values PPO learns from are transformers' at trl 0.11's positions,
-and a tiny GPT-2 raises a gameable reward under PPO while KL to its reference stays bounded."""
+"""PPO for causal policies: the log-probs and values PPO learns from are transformers' at trl 0.11's positions;
+a tiny GPT-2 raises a gameable reward under PPO while KL to its reference stays bounded; the ppo recipe writes its
+run and names bad input in one line. Resume: test_kill_resume_preference.py. The arithmetic: test_ppo_math.py."""
 
+import csv
 import dataclasses
+import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from helpers.hf_checkpoints import write_hf_gpt2, write_hf_qwen2
+from test_bad_input import check
 
 import kerastune
+from kerastune.cli import main
 from kerastune.config import PPOConfig
 from kerastune.errors import KerastuneError
 from kerastune.generation.causal import CausalLMGenerator
 from kerastune.recipes import load_config
 from kerastune.rl.policy import CausalValuePolicy
 from kerastune.rl.ppo_trainer import CausalPPOTrainer
+
+DEMO = Path(__file__).resolve().parents[1] / "recipes" / "demo" / "ppo.toml"
+HELPERS = Path(__file__).resolve().parent / "helpers" / "shop_rewards.py"
 
 
 def trl_forward_pass(model, value_head, queries, responses):
@@ -105,3 +114,40 @@ def test_causal_ppo_raises_a_gameable_reward_with_bounded_kl(news_rows):
     assert np.mean(rewards[-5:]) > 2 * np.mean(rewards[:3])
     assert kls[0] == pytest.approx(0.0, abs=1e-4)  # the policy starts as its reference
     assert max(kls) < 40.0
+
+
+@pytest.mark.slow
+def test_the_ppo_recipe_writes_its_run(tmp_path):
+    """The recipe end to end on the preference sample's prompts, with a reward function in trl's signature and LoRA
+    (the value head trains beside the adapters): trl 0.11's statistics per step, plots, the held-out answers before
+    and after, the adapters and the merged model. Its demo's learning: the README."""
+    run_dir = tmp_path / "run"
+    assert main(["run", str(DEMO), "--set", f"output_dir={run_dir}", "reward.model=",
+                 f"reward.functions=[\"{HELPERS}:shop_words\"]", "train.sft_epochs=0", "ppo.steps=3",
+                 "ppo.batch_size=8", "ppo.output_min_length=6", "ppo.output_max_length=13", "lora.rank=4",
+                 "max_train_samples=64", "eval.num_prompts=2"]) == 0
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    with open(run_dir / "history.csv") as f:
+        history = list(csv.DictReader(f))
+    assert len(history) == 3 and {"objective/kl", "ppo/mean_scores", "ppo/val/var_explained", "ppo/policy/clipfrac",
+                                  "rewards/shop_words/mean", "tokens/responses_len_mean"} <= set(history[0])
+    assert all(6 <= float(r["tokens/responses_len_mean"]) <= 12 for r in history)
+    assert metrics["ppo_steps"] == 3 and metrics["kl_first"] == pytest.approx(0.0, abs=1e-4)
+    assert (run_dir / "plots" / "ppo_mean_scores.png").is_file()
+    assert (run_dir / "adapters" / "adapter_config.json").is_file()
+    assert (run_dir / "model" / "metadata.json").is_file()
+    answers = json.loads((run_dir / "answers.json").read_text())
+    assert len(answers) == 2 and {"answer_before", "reward_after"} <= set(answers[0])
+
+
+def test_bad_ppo_input_gets_one_line(tmp_path, capsys):
+    check(["run", str(DEMO), "--set", "reward.model=", f"output_dir={tmp_path / 'a'}"], capsys,
+          "PPO needs a reward")
+    check(["run", str(DEMO), "--set", "model=tiny-t5", "reward.model=", f"reward.functions=[\"{HELPERS}:shop_words\"]",
+           f"output_dir={tmp_path / 'b'}"], capsys, "ppo needs a causal LM")
+    check(["run", str(DEMO), "--set", "ppo.min_length=5", "reward.model=", "train.sft_epochs=0",
+           f"reward.functions=[\"{HELPERS}:shop_words\"]", f"output_dir={tmp_path / 'c'}"], capsys,
+          "ppo.min_length 5 is for seq2seq policies")
+    check(["run", str(DEMO), "--set", "max_train_samples=8", "reward.model=", "train.sft_epochs=0",
+           f"reward.functions=[\"{HELPERS}:shop_words\"]", f"output_dir={tmp_path / 'd'}"], capsys,
+          "PPO needs at least ppo.batch_size=16 train prompts, got 8")

@@ -139,7 +139,7 @@ def test_distribution_tpu_without_a_tpu_is_a_clear_error():
 def test_default_hub_ids_are_ones_the_pinned_libraries_load():
     """Every model and dataset a recipe names by default (its TOML, its TPU overlay) is a namespaced hub id
     (`datasets` breaks on bare ones) and not a script-only dataset (`datasets` >= 4 refuses loading scripts), or
-    the output of the recipe that comes first in a pipeline (grpo's and ppo's reward model is the reward_model run's)."""
+    the output of the recipe that comes first in a pipeline (grpo's and ppo's reward model: the reward_model run's)."""
     from kerastune.hub.ids import HUB_ID, SCRIPT_ONLY
     from kerastune.preflight import sources
 

@@ -1,4 +1,4 @@
-"""The preference and RL recipes (reward_model, dpo, grpo) SIGKILLed at random points after their checkpoints and
+"""The preference and RL recipes (reward_model, dpo, grpo, ppo) SIGKILLed at random points after their checkpoints and
 rerun: the final weights and metrics equal an uninterrupted run's (TensorFlow: within 1e-6), as in
 test_kill_resume.py (a file of its own, so the two run in parallel workers)."""
 
@@ -21,6 +21,12 @@ RECIPES = {  # recipe -> (settings, the checkpoint counts after which the succes
         "train.steps=4", "grpo.beta=0.04", "grpo.num_iterations=2", "grpo.steps_per_generation=2",
         "tiny_vocab_size=400", "lora.rank=4", "lora.dropout=0.1", "eval.num_prompts=2",
         "grpo.max_completion_length=12"], (2,)),
+    "ppo": ([  # LoRA with dropout, the value head's dropout, the adaptive KL coefficient and the length sampler
+        "model=tiny-qwen", f"dataset={DATA / 'preference_sample.jsonl'}", "max_train_samples=64",
+        "train.sft_epochs=0", "reward.model=", f"reward.functions=[\"{HELPERS / 'shop_rewards.py'}:shop_words\"]",
+        "ppo.steps=4", "ppo.batch_size=8", "ppo.epochs=2", "ppo.value_dropout=0.1", "ppo.output_min_length=6",
+        "ppo.output_max_length=13", "tiny_vocab_size=400", "lora.rank=4", "lora.dropout=0.1", "eval.num_prompts=2"],
+        (2,)),
 }
 
 pytestmark = [

@@ -50,6 +50,8 @@ TINY_MODELS = {
     "tiny-gemma": tiny_gemma, "tiny-distilbert": tiny_distilbert, "tiny-roberta": tiny_roberta,
 }
 
+TINY_CAUSAL = ("tiny-gpt2", "tiny-llama", "tiny-qwen", "tiny-gemma")
+
 # Task classes tried, in order, for Keras presets and keras-hub converters.
 TASK_CLASSES = ("Seq2SeqLM", "CausalLM", "MaskedLM", "TextClassifier")
 

@@ -207,13 +207,17 @@ class CausalPPOTrainer(PPOTrainer):
     """
 
     def __init__(self, policy, generator, ppo: PPOConfig, *, seed=0):
-        if ppo.min_length > 0:
-            raise KerastuneError(f"ppo.min_length {ppo.min_length} is for seq2seq policies (transformers counts the "
-                                 "prompt in a causal model's min_length): set ppo.min_length = 0")
+        self.check_settings(ppo)
         if generator.max_new_tokens < ppo.output_max_length - 1:
             raise KerastuneError(f"the generator makes {generator.max_new_tokens} new tokens at most; PPO's length "
                                  f"sampler draws up to {ppo.output_max_length - 1}")
         self._start(policy, generator, ppo, seed)
+
+    @staticmethod
+    def check_settings(ppo: PPOConfig):
+        if ppo.min_length > 0:
+            raise KerastuneError(f"ppo.min_length {ppo.min_length} is for seq2seq policies (transformers counts the "
+                                 "prompt in a causal model's min_length): set ppo.min_length = 0")
 
     def encode(self, queries) -> list[list[int]]:
         return self.generator.tokenize(queries)

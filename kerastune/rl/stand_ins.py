@@ -28,8 +28,12 @@ def tiny_policy_sft(config, run_dir: Path, split) -> str:
     """A tiny-* policy tuned first by the chat_sft recipe on the data's chosen and rejected answers, both, so that
     it writes answers of either kind and the RL recipe has something to choose from (a stand-in for an instruct
     model; a random one writes noise that every reward scores alike). Its model/ folder."""
+    from kerastune.models.load import TINY_CAUSAL
     from kerastune.recipes import resolve, run
 
+    if config.model.name not in TINY_CAUSAL:  # before the tuning, which would name chat_sft, not this recipe
+        raise KerastuneError(f"{config.recipe} needs a causal LM (GPT-2, Llama, Qwen, Gemma, ...); "
+                             f"'{config.model.name}' is not one (tiny causal models: {', '.join(TINY_CAUSAL)})")
     missing = [c for c in ("chosen", "rejected") if c not in split.column_names]
     if missing:
         raise KerastuneError(f"train.sft_epochs needs 'chosen' and 'rejected' answers in the data (missing "
