@@ -89,13 +89,13 @@ LONGEST_FILES = {
     "tensorflow": {"test_kill_resume.py": 400, "test_kill_resume_detox.py": 230, "test_export.py": 200,
                    "test_precision.py": 170, "test_hub.py": 150, "test_bench.py": 130, "test_learning.py": 130,
                    "test_chat_sft.py": 120, "test_t5_parity.py": 110, "test_decoder_parity.py": 85,
-                   "test_ppo.py": 80, "test_kill_resume_preference.py": 190, "test_grpo.py": 90,
-                   "test_dpo.py": 75, "test_reward_model.py": 40},
+                   "test_ppo.py": 80, "test_kill_resume_preference.py": 250, "test_grpo.py": 90,
+                   "test_dpo.py": 75, "test_causal_ppo.py": 80, "test_reward_model.py": 40},
     "jax": {"test_chat_sft.py": 230, "test_learning.py": 135, "test_causal_lm.py": 125,
             "test_instruction_tuning.py": 100, "test_decoder_parity.py": 95, "test_memory_levers.py": 90,
             "test_seq2seq_qa.py": 80, "test_lora_ppo_detox.py": 75, "test_ppo.py": 75, "test_training.py": 70,
             "test_t5_parity.py": 60, "test_export.py": 60, "test_packing.py": 50, "test_grpo.py": 145,
-            "test_reward_model.py": 70, "test_dpo.py": 150},
+            "test_reward_model.py": 70, "test_dpo.py": 150, "test_causal_ppo.py": 85},
 }
 
 
