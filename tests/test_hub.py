@@ -172,9 +172,9 @@ def test_chat_sft_runs_its_defaults_from_the_hub(hub, tmp_path, capsys):
 
 
 def test_the_preference_recipes_run_their_defaults_from_the_hub(hub, tmp_path, capsys):
-    """reward_model, dpo and grpo on their own defaults (Qwen2.5 Instruct; trl's UltraFeedback pairs, whose prompt is
-    what chosen and rejected share, and its prompts), one after the other as the README runs them: grpo's reward is
-    the reward_model run's model."""
+    """reward_model, dpo, grpo and ppo on their own defaults (Qwen2.5 Instruct; trl's UltraFeedback pairs, whose
+    prompt is what chosen and rejected share, and its prompts as conversations), one after the other as the README
+    runs them: grpo's and ppo's reward is the reward_model run's model."""
     small = ["max_train_samples=32", "max_eval_samples=8", "max_length=512"]
     assert main(["run", "reward_model", "--set", f"output_dir={tmp_path / 'rm'}", "epochs=1", *small]) == 0
     out = capsys.readouterr().out
@@ -186,6 +186,11 @@ def test_the_preference_recipes_run_their_defaults_from_the_hub(hub, tmp_path, c
                  "max_completion_length=4", "eval.num_prompts=2"]) == 0
     assert "8 train / 2 test prompts" in capsys.readouterr().out
     assert json.loads((tmp_path / "grpo" / "metrics.json").read_text())["steps"] == 1
+    assert main(["run", "ppo", "--set", f"output_dir={tmp_path / 'ppo'}", f"reward.model={tmp_path / 'rm' / 'model'}",
+                 "ppo.steps=1", "max_train_samples=8", "ppo.batch_size=4", "ppo.mini_batch_size=2",
+                 "ppo.output_min_length=2", "ppo.output_max_length=5", "eval.num_prompts=2"]) == 0
+    assert "8 train / 2 test prompts" in capsys.readouterr().out
+    assert json.loads((tmp_path / "ppo" / "metrics.json").read_text())["ppo_steps"] == 1
 
 
 def test_dry_run_resolves_everything_and_downloads_nothing(hub, capsys):
