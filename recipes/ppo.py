@@ -39,19 +39,15 @@ from kerastune.config import (
     RecipeConfig,
     RewardSourcesConfig,
 )
-from kerastune.data.prompt_only import load_prompts, prompt_tokens
+from kerastune.data.prompt_only import load_prompts
 from kerastune.errors import KerastuneError
-from kerastune.generation.causal import start_token_id
-from kerastune.generation.chat import answer_generators
-from kerastune.models import load_recipe_model
-from kerastune.models.chat_templates import load_chat_template, save_chat_template
-from kerastune.models.lora import adapt, merged_for_saving, parameter_report, save_adapters
+from kerastune.models.lora import parameter_report
+from kerastune.rl.answering import load_answering_policy, load_rewards, save_answering_policy
 from kerastune.rl.evaluation import before_and_after, greedy_answers_reward
 from kerastune.rl.loop import PROGRESS_STATS, batch_indices, run_steps
 from kerastune.rl.policy import CausalValuePolicy
 from kerastune.rl.ppo_trainer import CausalPPOTrainer
-from kerastune.rl.rewards import Rewards, load_reward_function
-from kerastune.rl.stand_ins import tiny_policy_sft, tiny_reward_model
+from kerastune.rl.rewards import load_reward_function
 from kerastune.runtime import set_precision, set_seed
 from kerastune.training import plot_history
 from kerastune.training.run_dir import start_run, write_metrics
@@ -108,36 +104,13 @@ def main(config: Config) -> dict:
                              f"{len(train_prompts)}")
     print(f"{len(train_prompts)} train / {len(eval_prompts)} {prompts.held_out_name} prompts")
 
-    # The reward: functions and / or a reward model (a tiny one trained here first).
-    reward_model = config.reward.model
-    if reward_model.startswith("tiny-"):
-        reward_model = tiny_reward_model(config, run_dir)
-
-    # The policy (LoRA: only the adapters and the value head train) and its chat template.
-    texts = [m["content"] for p in train_prompts for m in (p if isinstance(p, list) else [{"content": p}])]
-    model_name = config.model.name
-    if model_name.startswith("tiny-") and train.sft_epochs:
-        model_name = tiny_policy_sft(config, run_dir, prompts.train_split)
-
-    def load_base():
-        return load_recipe_model(RECIPE, model_name, "causal_lm", texts=texts,
-                                 vocab_size=config.model.tiny_vocab_size,
-                                 sequence_length=(data.max_prompt_length or 512) + ppo.output_max_length,
-                                 revision=config.model.revision)
-
-    model = load_base()
-    adapted = adapt(model, config.lora, seed=config.seed)
-    if adapted:
-        print(parameter_report(model))
-    chat = load_chat_template(model_name, model, config.model.revision, config.chat.template) \
-        if isinstance(train_prompts[0], list) else None
-    # Plain sampling, as trl's PPO examples generate (top_k 0, top_p 1); the longest answer the sampler draws.
-    generator, greedy = answer_generators(model, chat, ppo.output_max_length - 1, config.seed)
-    rewards = Rewards(config.reward.functions, [reward_model] if reward_model else [], config.reward.weights,
-                      decode=generator.decode_answers, batch_size=config.reward.batch_size)
-    start_id = start_token_id(model)
-    train_ids = prompt_tokens(train_prompts, chat, model.preprocessor.tokenizer, start_id, data.max_prompt_length)
-    eval_ids = prompt_tokens(eval_prompts, chat, model.preprocessor.tokenizer, start_id, data.max_prompt_length)
+    # The policy (LoRA: only the adapters and the value head train), its chat template, and the rewards: functions
+    # and / or a reward model (a tiny one trained here first). Plain sampling, as trl's PPO examples generate
+    # (top_k 0, top_p 1), up to the longest answer the length sampler draws.
+    answering = load_answering_policy(RECIPE, config, prompts, run_dir, ppo.output_max_length - 1)
+    model, generator, greedy = answering.model, answering.sampler, answering.greedy
+    train_ids, eval_ids = answering.train_ids, answering.held_out_ids
+    rewards = load_rewards(config, run_dir, generator.decode_answers)
 
     # Before: greedy answers to the held-out prompts and their mean reward.
     model.preprocessor, preprocessor = None, model.preprocessor
@@ -170,12 +143,7 @@ def main(config: Config) -> dict:
     answers = before_and_after(answers_before, answers_after)
     (run_dir / "answers.json").write_text(json.dumps(answers, indent=2, ensure_ascii=False) + "\n")
     model.preprocessor = preprocessor
-    if adapted:
-        save_adapters(model, run_dir / "adapters", base_model=config.model.name)
-        model = merged_for_saving(model, run_dir / "adapters", load_base)
-    model.save_to_preset(str(run_dir / "model"))
-    if chat is not None:
-        save_chat_template(run_dir / "model", chat)
+    save_answering_policy(answering, run_dir, config.model.name)
     scores = [r["ppo/mean_scores"] for r in history]
     window = max(1, len(history) // 4)
     metrics = write_metrics(run_dir, config, {
