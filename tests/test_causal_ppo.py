@@ -148,6 +148,9 @@ def test_bad_ppo_input_gets_one_line(tmp_path, capsys):
     check(["run", str(DEMO), "--set", "ppo.min_length=5", "reward.model=", "train.sft_epochs=0",
            f"reward.functions=[\"{HELPERS}:shop_words\"]", f"output_dir={tmp_path / 'c'}"], capsys,
           "ppo.min_length 5 is for seq2seq policies")
+    (tmp_path / "empty.jsonl").write_text('{"prompt": "Hi?"}\n{"prompt": " "}\n' * 10)
+    check(["run", str(DEMO), "--set", f"dataset={tmp_path / 'empty.jsonl'}", f"output_dir={tmp_path / 'e'}"], capsys,
+          "the prompt ('prompt') is empty")
     check(["run", str(DEMO), "--set", "max_train_samples=8", "reward.model=", "train.sft_epochs=0",
            f"reward.functions=[\"{HELPERS}:shop_words\"]", f"output_dir={tmp_path / 'd'}"], capsys,
           "PPO needs at least ppo.batch_size=16 train prompts, got 8")
