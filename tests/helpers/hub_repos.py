@@ -17,7 +17,7 @@ DISTILBERT = "distilbert/distilbert-base-uncased"
 HATE = "facebook/roberta-hate-speech-dynabench-r4-target"
 DECODERS = {"qwen2": "Qwen/Qwen2.5-0.5B", "llama": "unsloth/Llama-3.2-1B"}  # what causal_lm users pick today
 INSTRUCT, NO_ROBOTS = "Qwen/Qwen2.5-0.5B-Instruct", "HuggingFaceH4/no_robots"  # chat_sft's defaults
-PREFERENCES, PROMPTS = "trl-lib/ultrafeedback_binarized", "trl-lib/ultrafeedback-prompt"  # reward_model, dpo, grpo
+PREFERENCES, PROMPTS = "trl-lib/ultrafeedback_binarized", "trl-lib/ultrafeedback-prompt"  # reward_model, dpo, grpo, ppo
 ESCI, AG_NEWS, YAHOO, IMDB, DIALOGSUM = ("milistu/amazon-esci-data", "fancyzhx/ag_news",
                                          "community-datasets/yahoo_answers_topics", "stanfordnlp/imdb",
                                          "knkarthick/dialogsum")
