@@ -19,7 +19,6 @@ Settings: grpo.toml beside this file.
 """
 
 import dataclasses
-import json
 import typing
 
 import numpy as np
@@ -37,11 +36,11 @@ from kerastune.config import (
 from kerastune.data.prompt_only import load_prompts
 from kerastune.errors import KerastuneError
 from kerastune.rl.answering import load_answering_policy, load_rewards, save_answering_policy
-from kerastune.rl.evaluation import before_and_after, greedy_answers_reward
+from kerastune.rl.evaluation import greedy_answers_reward, write_answers
 from kerastune.rl.grpo import GRPOPolicy, GRPOTrainer
 from kerastune.rl.grpo_math import LOSS_TYPES, SCALES
 from kerastune.rl.loop import batch_indices, run_steps
-from kerastune.rl.rewards import load_reward_function
+from kerastune.rl.rewards import check_reward_settings
 from kerastune.runtime import set_precision, set_seed
 from kerastune.training import create_optimizer, plot_history
 from kerastune.training.run_dir import start_run, write_metrics
@@ -118,10 +117,7 @@ class Config(RecipeConfig):
 
 def main(config: Config) -> dict:
     data, grpo, train = config.data, config.grpo, config.train
-    if not config.reward.functions and not config.reward.model:
-        raise KerastuneError("GRPO needs a reward: set reward.functions and / or reward.model")
-    for name in config.reward.functions:  # each one importable before any work
-        load_reward_function(name)
+    check_reward_settings(config.reward, "GRPO")
     set_seed(config.seed)
     set_precision(config.model.precision)
     run_dir = start_run(config)
@@ -164,8 +160,7 @@ def main(config: Config) -> dict:
     # After: the same held-out prompts; the model is saved with its template.
     reward_after, answers_after = greedy_answers_reward(greedy, rewards, eval_prompts, eval_ids)
     print(f"Held-out prompts after GRPO: mean reward {reward_after:.4f}")
-    answers = before_and_after(answers_before, answers_after)
-    (run_dir / "answers.json").write_text(json.dumps(answers, indent=2, ensure_ascii=False) + "\n")
+    write_answers(run_dir / "answers.json", answers_before, answers_after)
     model.preprocessor = preprocessor
     save_answering_policy(answering, run_dir, config.model.name)
     first, last = history[0], history[-1]

@@ -23,7 +23,6 @@ Settings: ppo.toml beside this file.
 """
 
 import dataclasses
-import json
 import typing
 
 import numpy as np
@@ -43,11 +42,11 @@ from kerastune.data.prompt_only import load_prompts
 from kerastune.errors import KerastuneError
 from kerastune.models.lora import parameter_report
 from kerastune.rl.answering import load_answering_policy, load_rewards, save_answering_policy
-from kerastune.rl.evaluation import before_and_after, greedy_answers_reward
+from kerastune.rl.evaluation import greedy_answers_reward, write_answers
 from kerastune.rl.loop import PROGRESS_STATS, batch_indices, run_steps
 from kerastune.rl.policy import CausalValuePolicy
 from kerastune.rl.ppo_trainer import CausalPPOTrainer
-from kerastune.rl.rewards import load_reward_function
+from kerastune.rl.rewards import check_reward_settings
 from kerastune.runtime import set_precision, set_seed
 from kerastune.training import plot_history
 from kerastune.training.run_dir import start_run, write_metrics
@@ -87,10 +86,7 @@ class Config(RecipeConfig):
 
 def main(config: Config) -> dict:
     data, ppo, train = config.data, config.ppo, config.train
-    if not config.reward.functions and not config.reward.model:
-        raise KerastuneError("PPO needs a reward: set reward.functions and / or reward.model")
-    for name in config.reward.functions:  # each one importable before any work
-        load_reward_function(name)
+    check_reward_settings(config.reward, "PPO")
     CausalPPOTrainer.check_settings(ppo)
     set_seed(config.seed)
     set_precision(config.model.precision)
@@ -140,8 +136,7 @@ def main(config: Config) -> dict:
     # After: the same held-out prompts; the model is saved with its template (the value head is not part of it).
     reward_after, answers_after = greedy_answers_reward(greedy, rewards, eval_prompts, eval_ids)
     print(f"Held-out prompts after PPO: mean reward {reward_after:.4f}")
-    answers = before_and_after(answers_before, answers_after)
-    (run_dir / "answers.json").write_text(json.dumps(answers, indent=2, ensure_ascii=False) + "\n")
+    write_answers(run_dir / "answers.json", answers_before, answers_after)
     model.preprocessor = preprocessor
     save_answering_policy(answering, run_dir, config.model.name)
     scores = [r["ppo/mean_scores"] for r in history]

@@ -1,5 +1,8 @@
 """Before / after evaluation of an RL-tuned policy: the detox notebook's, and held-out answers' reward."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -28,7 +31,8 @@ def greedy_answers_reward(generator, rewards, prompts, prompt_ids) -> tuple[floa
                                     for p, a, s in zip(prompts, rewards.decode(completions), scores)]
 
 
-def before_and_after(answers_before, answers_after) -> list[dict]:
-    """answers.json's rows: each held-out prompt with its answer and reward before and after training."""
-    return [{"prompt": b["prompt"], "answer_before": b["answer"], "reward_before": b["reward"],
+def write_answers(path, answers_before, answers_after):
+    """answers.json: each held-out prompt with its answer and reward before and after training."""
+    rows = [{"prompt": b["prompt"], "answer_before": b["answer"], "reward_before": b["reward"],
              "answer_after": a["answer"], "reward_after": a["reward"]} for b, a in zip(answers_before, answers_after)]
+    Path(path).write_text(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")

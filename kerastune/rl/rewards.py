@@ -118,6 +118,14 @@ class RewardModelScorer:
         return np.concatenate(scores)
 
 
+def check_reward_settings(reward, trainer: str):
+    """Before any work: [reward] names a reward, and each reward function imports."""
+    if not reward.functions and not reward.model:
+        raise KerastuneError(f"{trainer} needs a reward: set reward.functions and / or reward.model")
+    for name in reward.functions:
+        load_reward_function(name)
+
+
 class Rewards:
     """The weighted sum of every function's and model's reward, per completion; `names` label the statistics."""
 
