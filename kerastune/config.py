@@ -97,6 +97,14 @@ class RewardSourcesConfig:
 
 
 @dataclasses.dataclass
+class HeldOutAnswersConfig:
+    """[eval] of the recipes that answer held-out prompts before and after training (grpo, ppo)."""
+
+    SECTION: typing.ClassVar[str] = "eval"
+    num_prompts: int  # held-out prompts answered (greedy) and scored before and after
+
+
+@dataclasses.dataclass
 class ChatConfig:
     SECTION: typing.ClassVar[str] = "chat"
     template: str  # a .jinja file or a checkpoint folder holding one ("" = the model's own)

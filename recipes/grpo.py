@@ -27,6 +27,7 @@ import kerastune.quiet  # noqa: F401  (first: TensorFlow's load-time log lines o
 from kerastune.config import (
     ChatConfig,
     DistributionConfig,
+    HeldOutAnswersConfig,
     LoraConfig,
     ModelConfig,
     PromptDataConfig,
@@ -97,12 +98,6 @@ class Train:
 
 
 @dataclasses.dataclass
-class Eval:
-    SECTION: typing.ClassVar[str] = "eval"
-    num_prompts: int  # held-out prompts answered (greedy) and scored before and after
-
-
-@dataclasses.dataclass
 class Config(RecipeConfig):
     model: ModelConfig
     lora: LoraConfig
@@ -111,7 +106,7 @@ class Config(RecipeConfig):
     grpo: GRPO
     reward: RewardSourcesConfig
     train: Train
-    eval: Eval
+    eval: HeldOutAnswersConfig
     distribution: DistributionConfig
 
 

@@ -31,6 +31,7 @@ import kerastune.quiet  # noqa: F401  (first: TensorFlow's load-time log lines o
 from kerastune.config import (
     ChatConfig,
     DistributionConfig,
+    HeldOutAnswersConfig,
     LoraConfig,
     ModelConfig,
     PPOConfig,
@@ -66,12 +67,6 @@ class Train:
 
 
 @dataclasses.dataclass
-class Eval:
-    SECTION: typing.ClassVar[str] = "eval"
-    num_prompts: int  # held-out prompts answered (greedy) and scored before and after
-
-
-@dataclasses.dataclass
 class Config(RecipeConfig):
     model: ModelConfig
     lora: LoraConfig
@@ -80,7 +75,7 @@ class Config(RecipeConfig):
     ppo: PPOConfig
     reward: RewardSourcesConfig
     train: Train
-    eval: Eval
+    eval: HeldOutAnswersConfig
     distribution: DistributionConfig
 
 

@@ -5,12 +5,12 @@ run and names bad input in one line. Resume: test_kill_resume_preference.py. The
 import csv
 import dataclasses
 import json
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers.gameable_ppo import run_gameable_ppo
 from helpers.hf_checkpoints import write_hf_gpt2, write_hf_qwen2
 from test_bad_input import check
 
@@ -102,15 +102,7 @@ def test_causal_ppo_raises_a_gameable_reward_with_bounded_kl(news_rows):
     trainer = make_trainer(texts)
     queries = trainer.encode([" ".join(t.split()[:4]) for t in texts[:16]])  # prompts of different lengths
     # The rule: +1 for each of the 30 tokens the untrained policy samples most (a tenth of the vocabulary).
-    first = trainer.generate(queries, max_new_tokens=[11] * 16)
-    favoured = {token for token, _ in Counter(t for r in first for t in r).most_common(30)}
-    rewards, kls = [], []
-    for _ in range(20):
-        responses = trainer.generate(queries)
-        stats = trainer.step(queries, responses, [sum(t in favoured for t in r) for r in responses])
-        rewards.append(stats["ppo/mean_scores"])
-        kls.append(stats["objective/kl"])
-    print("mean reward by step", np.round(rewards, 2), "KL", np.round(kls, 1))
+    rewards, kls, _ = run_gameable_ppo(trainer, queries, first_tokens=11, favoured=30)
     assert np.mean(rewards[-5:]) > 2 * np.mean(rewards[:3])
     assert kls[0] == pytest.approx(0.0, abs=1e-4)  # the policy starts as its reference
     assert max(kls) < 40.0

@@ -2,10 +2,10 @@
 and an interrupted PPO run resumes to the same result."""
 
 import dataclasses
-from collections import Counter
 
 import numpy as np
 import pytest
+from helpers.gameable_ppo import run_gameable_ppo
 
 import kerastune
 from kerastune.models.lora import enable_lora
@@ -39,15 +39,7 @@ def test_ppo_raises_a_gameable_reward_with_bounded_kl(texts):
     head.assign(np.asarray(head) * 0.5)
     queries = trainer.encode(texts[:16])
     # The rule: +1 for each of the three tokens the untrained policy samples most.
-    first = trainer.generate(queries, max_new_tokens=[12] * 16)
-    favoured = {token for token, _ in Counter(t for r in first for t in r).most_common(3)}
-    rewards, kls = [], []
-    for _ in range(20):
-        responses = trainer.generate(queries)
-        stats = trainer.step(queries, responses, [sum(t in favoured for t in r) for r in responses])
-        rewards.append(stats["ppo/mean_scores"])
-        kls.append(stats["objective/kl"])
-    print("mean reward by step", np.round(rewards, 2), "KL", np.round(kls, 1))
+    rewards, kls, stats = run_gameable_ppo(trainer, queries, first_tokens=12, favoured=3)
     assert np.mean(rewards[-5:]) > 1.5 * np.mean(rewards[:3])
     assert kls[0] == pytest.approx(0.0, abs=1e-4)  # the policy starts as its reference (LoRA B = 0)
     assert max(kls) < 40.0
